@@ -1,0 +1,1 @@
+//! RFC 8785 (JCS) canonical JSON: the bytes that are hashed and signed.

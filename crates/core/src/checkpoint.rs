@@ -1,0 +1,1 @@
+//! Checkpoints (C2SP tlog-checkpoint) signed as notes (C2SP signed-note), and receipts.
