@@ -2,7 +2,7 @@
 # Installs the system packages the tests need on Debian/Ubuntu, only when something is missing.
 set -euo pipefail
 
-packages=(pkg-config build-essential)
+packages=(pkg-config build-essential postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

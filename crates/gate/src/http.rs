@@ -1,0 +1,501 @@
+//! The HTTP API: handlers only authenticate, translate and delegate to [`Gate`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+use crate::api::{
+    AckRequest, CheckpointResponse, ClaimRequest, ClaimResponse, EnrollRequest, EnrollResponse,
+    EntriesResponse, EntryRecord, IngestResponse, LeaseIds, LeaseState, LeasesResponse,
+    ProofResponse, PushRequest, PushResponse, ReassignRequest, ReleasesResponse, WhoAmI,
+};
+use crate::error::{ErrorBody, GateError};
+use crate::service::{Gate, Principal};
+
+/// Shared state of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub gate: Arc<Gate>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The caller, authenticated from `Authorization: Bearer <token>`.
+#[derive(Debug)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = GateError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, GateError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                GateError::unauthorized("send `Authorization: Bearer <API credential>`")
+            })?;
+        Ok(Caller(state.gate.authenticate(token.trim()).await?))
+    }
+}
+
+/// JSON body extraction whose failures are `{code, message}` like every other error.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = GateError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GateError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| GateError::new(e.status(), "invalid_body", e.body_text()))?;
+        // Strict parsing first: duplicate keys, lone surrogates and hostile nesting are refused.
+        let value = countersign_core::canonical::parse_strict(&bytes)
+            .map_err(|e| GateError::bad_request("malformed_json", e.to_string()))?;
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| GateError::unprocessable("invalid_request", e.to_string()))
+    }
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Countersign gate",
+        description = "Routes AI outputs by policy, holds what needs a human, takes signed decisions, releases outcomes and serves the audit log. Errors are JSON `{code, message}`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        ingest, enroll, whoami, claim, leases, renew, return_leases, withdraw, reassign, push,
+        releases, ack, checkpoint, inclusion, consistency, entries, healthz, readyz
+    ),
+    components(schemas(
+        ErrorBody, IngestResponse, EnrollRequest, EnrollResponse, WhoAmI, ClaimRequest,
+        ClaimResponse, LeaseIds, LeasesResponse, LeaseState, ReassignRequest, PushRequest,
+        PushResponse, ReleasesResponse, AckRequest, CheckpointResponse, ProofResponse,
+        EntriesResponse, EntryRecord
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the router with its limits: request bodies up to `body_limit` bytes and `timeout` per
+/// request.
+pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/outputs", post(ingest))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/me", get(whoami))
+        .route("/v1/claims", post(claim))
+        .route("/v1/leases", get(leases))
+        .route("/v1/leases/renew", post(renew))
+        .route("/v1/leases/return", post(return_leases))
+        .route("/v1/leases/{lease_id}/withdraw", post(withdraw))
+        .route("/v1/leases/{lease_id}/reassign", post(reassign))
+        .route("/v1/decisions", post(push))
+        .route("/v1/releases", get(releases))
+        .route("/v1/releases/ack", post(ack))
+        .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/proof/inclusion", get(inclusion))
+        .route("/v1/log/proof/consistency", get(consistency))
+        .route("/v1/log/entries", get(entries))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            GateError::internal("the gate hit an internal error").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> GateError {
+    GateError::not_found("not_found", "no such endpoint; see /openapi.json")
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Post one output or a batch (a JSON array); each is judged on its own.
+#[utoipa::path(post, path = "/v1/outputs", tag = "sources", security(("bearer" = [])),
+    request_body(content = Object, description = "An output or an array of outputs"),
+    responses((status = 200, body = IngestResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
+async fn ingest(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    body: Bytes,
+) -> Result<Json<IngestResponse>, GateError> {
+    let source = principal.source()?;
+    let results = state.gate.ingest(source, &body).await?;
+    Ok(Json(IngestResponse { results }))
+}
+
+/// Enroll a desk with a one-time code and its public key.
+#[utoipa::path(post, path = "/v1/enroll", tag = "desks", request_body = EnrollRequest,
+    responses((status = 200, body = EnrollResponse), (status = 401, body = ErrorBody)))]
+async fn enroll(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, GateError> {
+    Ok(Json(state.gate.enroll(&request).await?))
+}
+
+/// Who the credential belongs to.
+#[utoipa::path(get, path = "/v1/me", tag = "desks", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+async fn whoami(Caller(principal): Caller) -> Result<Json<WhoAmI>, GateError> {
+    let (device_id, user) = principal.device()?;
+    Ok(Json(WhoAmI {
+        user_id: user.user_id.clone(),
+        user_name: user.name.clone(),
+        role: user.role.to_string(),
+        authority_limit: user.authority_limit,
+        device_id: device_id.to_owned(),
+    }))
+}
+
+/// Claim up to `limit` items to review, ordered by SLA then age.
+#[utoipa::path(post, path = "/v1/claims", tag = "desks", security(("bearer" = [])), request_body = ClaimRequest,
+    responses((status = 200, body = ClaimResponse), (status = 403, body = ErrorBody)))]
+async fn claim(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<ClaimRequest>,
+) -> Result<Json<ClaimResponse>, GateError> {
+    let items = state.gate.claim(&principal, &request).await?;
+    Ok(Json(ClaimResponse { items }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct LeasesQuery {
+    /// Include leases that ended (withdrawn, reassigned, superseded, decided...).
+    #[serde(default)]
+    all: bool,
+}
+
+/// The caller's leases and their state as the gate sees it.
+#[utoipa::path(get, path = "/v1/leases", tag = "desks", security(("bearer" = [])), params(LeasesQuery),
+    responses((status = 200, body = LeasesResponse)))]
+async fn leases(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Query(query): Query<LeasesQuery>,
+) -> Result<Json<LeasesResponse>, GateError> {
+    let leases = state.gate.device_leases(&principal, query.all).await?;
+    Ok(Json(LeasesResponse { leases }))
+}
+
+/// Renew the caller's active leases.
+#[utoipa::path(post, path = "/v1/leases/renew", tag = "desks", security(("bearer" = [])), request_body = LeaseIds,
+    responses((status = 200, body = LeasesResponse)))]
+async fn renew(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<LeaseIds>,
+) -> Result<Json<LeasesResponse>, GateError> {
+    let leases = state
+        .gate
+        .renew_leases(&principal, &request.lease_ids)
+        .await?;
+    Ok(Json(LeasesResponse { leases }))
+}
+
+/// Give leased items back undecided.
+#[utoipa::path(post, path = "/v1/leases/return", tag = "desks", security(("bearer" = [])), request_body = LeaseIds,
+    responses((status = 204)))]
+async fn return_leases(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<LeaseIds>,
+) -> Result<StatusCode, GateError> {
+    state
+        .gate
+        .return_leases(&principal, &request.lease_ids)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct WithdrawQuery {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Supervisor: withdraw a lease (bumps its epoch).
+#[utoipa::path(post, path = "/v1/leases/{lease_id}/withdraw", tag = "supervisors", security(("bearer" = [])),
+    params(("lease_id" = Uuid, Path), WithdrawQuery), responses((status = 200, body = LeaseState), (status = 403, body = ErrorBody)))]
+async fn withdraw(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(lease_id): Path<Uuid>,
+    Query(query): Query<WithdrawQuery>,
+) -> Result<Json<LeaseState>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .withdraw_lease(&principal, lease_id, &query.reason)
+            .await?,
+    ))
+}
+
+/// Supervisor: hand a leased item to another reviewer (bumps the old lease's epoch).
+#[utoipa::path(post, path = "/v1/leases/{lease_id}/reassign", tag = "supervisors", security(("bearer" = [])),
+    params(("lease_id" = Uuid, Path)), request_body = ReassignRequest, responses((status = 200, body = LeaseState)))]
+async fn reassign(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(lease_id): Path<Uuid>,
+    JsonBody(request): JsonBody<ReassignRequest>,
+) -> Result<Json<LeaseState>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .reassign_lease(&principal, lease_id, &request.to_user)
+            .await?,
+    ))
+}
+
+/// Push signed decisions in per-device sequence order; each gets an outcome and a receipt.
+#[utoipa::path(post, path = "/v1/decisions", tag = "desks", security(("bearer" = [])), request_body = PushRequest,
+    responses((status = 200, body = PushResponse), (status = 413, body = ErrorBody)))]
+async fn push(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<PushRequest>,
+) -> Result<Json<PushResponse>, GateError> {
+    let results = state
+        .gate
+        .push_decisions(&principal, &request.decisions)
+        .await?;
+    Ok(Json(PushResponse { results }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ReleasesQuery {
+    /// Start after this release sequence number; defaults to the consumer's acknowledged cursor.
+    after: Option<u64>,
+    #[serde(default = "default_page")]
+    limit: u32,
+}
+
+fn default_page() -> u32 {
+    100
+}
+
+/// Consumer: pull releases after a cursor.
+#[utoipa::path(get, path = "/v1/releases", tag = "consumers", security(("bearer" = [])), params(ReleasesQuery),
+    responses((status = 200, body = ReleasesResponse)))]
+async fn releases(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Query(query): Query<ReleasesQuery>,
+) -> Result<Json<ReleasesResponse>, GateError> {
+    let consumer = principal.consumer()?;
+    Ok(Json(
+        state
+            .gate
+            .pull_releases(consumer, query.after, query.limit)
+            .await?,
+    ))
+}
+
+/// Consumer: acknowledge releases up to a cursor (moves the durable cursor).
+#[utoipa::path(post, path = "/v1/releases/ack", tag = "consumers", security(("bearer" = [])), request_body = AckRequest,
+    responses((status = 200, body = AckRequest)))]
+async fn ack(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<AckRequest>,
+) -> Result<Json<AckRequest>, GateError> {
+    let consumer = principal.consumer()?;
+    let cursor = state.gate.ack_releases(consumer, request.cursor).await?;
+    Ok(Json(AckRequest { cursor }))
+}
+
+/// The latest signed checkpoint of the audit log.
+#[utoipa::path(get, path = "/v1/log/checkpoint", tag = "log", responses((status = 200, body = CheckpointResponse)))]
+async fn checkpoint(State(state): State<AppState>) -> Result<Json<CheckpointResponse>, GateError> {
+    let signed = state.gate.log.checkpoint(&state.gate.db).await?;
+    Ok(Json(CheckpointResponse {
+        origin: signed.checkpoint.origin.clone(),
+        size: signed.checkpoint.size,
+        root: B64.encode(signed.checkpoint.root),
+        checkpoint: signed.note,
+        log_public_key: state.gate.log_public_key(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+/// Inclusion proof of entry `index` in the tree of `size`.
+#[utoipa::path(get, path = "/v1/log/proof/inclusion", tag = "log", params(InclusionQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ErrorBody)))]
+async fn inclusion(
+    State(state): State<AppState>,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<ProofResponse>, GateError> {
+    let mut tx = state.gate.db.begin_read().await?;
+    check_size(&state, &mut tx, q.size).await?;
+    let proof = state
+        .gate
+        .log
+        .inclusion_proof(&mut tx, q.index, q.size)
+        .await?;
+    Ok(Json(ProofResponse {
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+/// Consistency proof between tree sizes `from` and `to`.
+#[utoipa::path(get, path = "/v1/log/proof/consistency", tag = "log", params(ConsistencyQuery),
+    responses((status = 200, body = ProofResponse), (status = 400, body = ErrorBody)))]
+async fn consistency(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<ProofResponse>, GateError> {
+    let mut tx = state.gate.db.begin_read().await?;
+    check_size(&state, &mut tx, q.to).await?;
+    let proof = state
+        .gate
+        .log
+        .consistency_proof(&mut tx, q.from, q.to)
+        .await?;
+    Ok(Json(ProofResponse {
+        proof: proof.iter().map(|h| B64.encode(h)).collect(),
+    }))
+}
+
+async fn check_size(state: &AppState, tx: &mut crate::db::Tx, size: u64) -> Result<(), GateError> {
+    let current = state.gate.log.size(tx).await?;
+    if size > current {
+        return Err(GateError::bad_request(
+            "size_beyond_log",
+            format!("the log has {current} entries"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct EntriesQuery {
+    start: u64,
+    #[serde(default = "default_page")]
+    limit: u32,
+}
+
+/// Log entries from `start`, as their canonical leaf bytes.
+#[utoipa::path(get, path = "/v1/log/entries", tag = "log", params(EntriesQuery),
+    responses((status = 200, body = EntriesResponse)))]
+async fn entries(
+    State(state): State<AppState>,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Json<EntriesResponse>, GateError> {
+    let limit = u64::from(q.limit.clamp(1, 1000));
+    let mut tx = state.gate.db.begin_read().await?;
+    let rows = state
+        .gate
+        .log
+        .entries(&mut tx, q.start, q.start.saturating_add(limit))
+        .await?;
+    let entries = rows
+        .into_iter()
+        .map(|(index, bytes)| {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| GateError::internal("stored entry is not UTF-8"))?;
+            Ok(EntryRecord {
+                index,
+                entry: serde_json::value::RawValue::from_string(text)
+                    .map_err(|e| GateError::internal(format!("stored entry: {e}")))?,
+            })
+        })
+        .collect::<Result<Vec<_>, GateError>>()?;
+    Ok(Json(EntriesResponse { entries }))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the database answers and a policy is active.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, GateError> {
+    if !state.gate.db.ping().await {
+        return Err(GateError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the database does not answer",
+        ));
+    }
+    if state.gate.active_policy().is_none() {
+        return Err(GateError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_active_policy",
+            "no policy is active",
+        ));
+    }
+    Ok("ready\n")
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            (headers, handle.render()).into_response()
+        }
+        None => GateError::not_found("metrics_disabled", "metrics are not enabled").into_response(),
+    }
+}

@@ -1,0 +1,14 @@
+//! The Countersign gate: the system of record between AI systems, reviewers and downstream
+//! systems. [`service::Gate`] holds the logic; [`http`] and the `countersign-gate` binary only
+//! translate to and from it.
+
+pub mod api;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod log;
+pub mod server;
+pub mod service;
+
+pub use error::GateError;
+pub use service::{Gate, GateConfig};

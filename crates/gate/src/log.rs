@@ -1,0 +1,422 @@
+//! The audit log: an RFC 6962 Merkle log stored next to the state it describes.
+//!
+//! Entries are appended inside the same transaction as their effect ([`WriteTx::append`]); the
+//! hashes of completed perfect subtrees are stored so that roots and proofs for any size need only
+//! `O(log n)` rows. Stored nodes never change, so a process-wide cache of them is always valid,
+//! even with several gate processes sharing one PostgreSQL database.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use countersign_core::checkpoint::{
+    Checkpoint, NoteSigner, NoteVerifier, Receipt, sign_checkpoint,
+};
+use countersign_core::merkle::{self, Frontier, Hash, NodeId};
+use countersign_core::{AuditEntry, AuditEventKind, V1, canonical};
+use serde_json::Value;
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use crate::db::{Db, DbError, Tx, now_ms};
+use crate::error::GateError;
+use crate::on_tx;
+
+/// Rows per multi-row INSERT: well under SQLite's limit on bound parameters.
+const INSERT_CHUNK: usize = 400;
+/// Nodes kept in the process cache before it is cleared (about 80 MB at most).
+const NODE_CACHE_LIMIT: usize = 1_000_000;
+
+/// The gate's view of its log: identity, signing key and a cache of immutable tree nodes.
+#[derive(Debug)]
+pub struct AuditLog {
+    origin: String,
+    signer: NoteSigner,
+    nodes: Mutex<HashMap<NodeId, Hash>>,
+    latest: Mutex<Option<SignedCheckpoint>>,
+}
+
+/// A checkpoint and its signed-note text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub checkpoint: Checkpoint,
+    pub note: String,
+}
+
+impl AuditLog {
+    pub fn new(origin: String, signer: NoteSigner) -> Self {
+        AuditLog {
+            origin,
+            signer,
+            nodes: Mutex::new(HashMap::new()),
+            latest: Mutex::new(None),
+        }
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn verifier(&self) -> NoteVerifier {
+        self.signer.verifier()
+    }
+
+    fn cached(&self, id: NodeId) -> Option<Hash> {
+        self.nodes.lock().ok().and_then(|m| m.get(&id).copied())
+    }
+
+    fn remember(&self, found: &[(NodeId, Hash)]) {
+        if let Ok(mut cache) = self.nodes.lock() {
+            if cache.len() + found.len() > NODE_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.extend(found.iter().copied());
+        }
+    }
+
+    /// Fetches the given perfect-subtree hashes, from the cache or the database.
+    pub async fn load_nodes(
+        &self,
+        tx: &mut Tx,
+        ids: &[NodeId],
+    ) -> Result<HashMap<NodeId, Hash>, GateError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.cached(*id) {
+                Some(hash) => {
+                    found.insert(*id, hash);
+                }
+                None => missing.push(*id),
+            }
+        }
+        for chunk in missing.chunks(INSERT_CHUNK) {
+            let rows: Vec<(i64, i64, Vec<u8>)> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new("SELECT level, idx, hash FROM log_nodes WHERE ");
+                for (i, id) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(level = ")
+                        .push_bind(i64::from(id.level))
+                        .push(" AND idx = ")
+                        .push_bind(to_i64(id.index))
+                        .push(")");
+                }
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            let mut fetched = Vec::with_capacity(rows.len());
+            for (level, idx, hash) in rows {
+                let id = NodeId {
+                    level: u8::try_from(level)
+                        .map_err(|_| GateError::internal("bad node level"))?,
+                    index: to_u64(idx),
+                };
+                let hash = merkle::hash_from_slice(&hash)
+                    .map_err(|e| GateError::internal(format!("stored node {id:?}: {e}")))?;
+                fetched.push((id, hash));
+            }
+            self.remember(&fetched);
+            found.extend(fetched);
+        }
+        Ok(found)
+    }
+
+    /// The log's size as committed.
+    pub async fn size(&self, tx: &mut Tx) -> Result<u64, GateError> {
+        let size: i64 = on_tx!(tx, conn => {
+            sqlx::query_scalar("SELECT size FROM log_head WHERE id = 1")
+                .fetch_one(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        Ok(to_u64(size))
+    }
+
+    /// The root hash of the log at `size`.
+    pub async fn root_at(&self, tx: &mut Tx, size: u64) -> Result<Hash, GateError> {
+        let ids = merkle::root_nodes(size);
+        let nodes = self.load_nodes(tx, &ids).await?;
+        merkle::root_from_nodes(size, |id| nodes.get(&id).copied())
+            .map_err(|e| GateError::internal(format!("log root at {size}: {e}")))
+    }
+
+    pub async fn inclusion_proof(
+        &self,
+        tx: &mut Tx,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, GateError> {
+        let plan = merkle::inclusion_plan(index, size)
+            .map_err(|e| GateError::bad_request("invalid_proof_request", e.to_string()))?;
+        let nodes = self.load_nodes(tx, &plan.nodes()).await?;
+        plan.assemble(|id| nodes.get(&id).copied())
+            .map_err(|e| GateError::internal(format!("inclusion proof: {e}")))
+    }
+
+    pub async fn consistency_proof(
+        &self,
+        tx: &mut Tx,
+        size1: u64,
+        size2: u64,
+    ) -> Result<Vec<Hash>, GateError> {
+        let plan = merkle::consistency_plan(size1, size2)
+            .map_err(|e| GateError::bad_request("invalid_proof_request", e.to_string()))?;
+        let nodes = self.load_nodes(tx, &plan.nodes()).await?;
+        plan.assemble(|id| nodes.get(&id).copied())
+            .map_err(|e| GateError::internal(format!("consistency proof: {e}")))
+    }
+
+    /// A signed checkpoint covering everything committed so far; signs a new one only when the
+    /// log has grown since the last.
+    pub async fn checkpoint(&self, db: &Db) -> Result<SignedCheckpoint, GateError> {
+        let mut tx = db.begin_read().await?;
+        let size = self.size(&mut tx).await?;
+        if let Some(latest) = self.latest.lock().ok().and_then(|l| l.clone())
+            && latest.checkpoint.size >= size
+        {
+            return Ok(latest);
+        }
+        let root = self.root_at(&mut tx, size).await?;
+        drop(tx);
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&checkpoint, &self.signer)
+            .map_err(|e| GateError::internal(format!("signing checkpoint: {e}")))?;
+        let signed = SignedCheckpoint { checkpoint, note };
+        let mut tx = db.begin_write().await?;
+        on_tx!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (size) DO NOTHING",
+            )
+            .bind(to_i64(size))
+            .bind(root.to_vec())
+            .bind(&signed.note)
+            .bind(now_ms())
+            .execute(conn)
+            .await
+            .map_err(DbError::from)?;
+        });
+        tx.commit().await?;
+        if let Ok(mut latest) = self.latest.lock()
+            && latest.as_ref().is_none_or(|l| l.checkpoint.size < size)
+        {
+            *latest = Some(signed.clone());
+        }
+        Ok(signed)
+    }
+
+    /// A receipt for the entry at `index` under `checkpoint`.
+    pub async fn receipt(
+        &self,
+        tx: &mut Tx,
+        index: u64,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<Receipt, GateError> {
+        let proof = self
+            .inclusion_proof(tx, index, checkpoint.checkpoint.size)
+            .await?;
+        Ok(Receipt {
+            v: V1,
+            leaf_index: index,
+            tree_size: checkpoint.checkpoint.size,
+            inclusion_proof: proof.iter().map(|h| B64.encode(h)).collect(),
+            checkpoint: checkpoint.note.clone(),
+        })
+    }
+
+    /// Reads the stored bytes of entries `[start, end)`.
+    pub async fn entries(
+        &self,
+        tx: &mut Tx,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, GateError> {
+        let rows: Vec<(i64, Vec<u8>)> = on_tx!(tx, conn => {
+            sqlx::query_as("SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx")
+                .bind(to_i64(start))
+                .bind(to_i64(end))
+                .fetch_all(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        Ok(rows.into_iter().map(|(i, e)| (to_u64(i), e)).collect())
+    }
+}
+
+/// An entry appended in a transaction, written at commit.
+#[derive(Debug)]
+struct PendingEntry {
+    index: u64,
+    bytes: Vec<u8>,
+    kind: &'static str,
+    item_id: Option<String>,
+    at: i64,
+}
+
+/// A writing transaction that can append to the audit log. The log head is locked from the
+/// start, and the appended entries and tree nodes are flushed just before commit.
+#[derive(Debug)]
+pub struct WriteTx {
+    pub tx: Tx,
+    frontier: Option<Frontier>,
+    pending_entries: Vec<PendingEntry>,
+    pending_nodes: Vec<(NodeId, Hash)>,
+}
+
+impl WriteTx {
+    pub async fn begin(db: &Db) -> Result<Self, GateError> {
+        Ok(WriteTx {
+            tx: db.begin_write().await?,
+            frontier: None,
+            pending_entries: Vec::new(),
+            pending_nodes: Vec::new(),
+        })
+    }
+
+    async fn frontier(&mut self, log: &AuditLog) -> Result<&mut Frontier, GateError> {
+        if self.frontier.is_none() {
+            let size = log.size(&mut self.tx).await?;
+            let ids = merkle::root_nodes(size);
+            let nodes = log.load_nodes(&mut self.tx, &ids).await?;
+            let hashes =
+                ids.iter()
+                    .map(|id| {
+                        nodes.get(id).copied().ok_or_else(|| {
+                            GateError::internal(format!("log node {id:?} is missing"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+            let frontier = Frontier::from_nodes(size, hashes)
+                .map_err(|e| GateError::internal(format!("log frontier: {e}")))?;
+            self.frontier = Some(frontier);
+        }
+        self.frontier
+            .as_mut()
+            .ok_or_else(|| GateError::internal("log frontier not loaded"))
+    }
+
+    /// Appends one entry and returns its index. The entry is written when the transaction
+    /// commits, atomically with everything else it did.
+    pub async fn append(
+        &mut self,
+        log: &AuditLog,
+        kind: AuditEventKind,
+        actor: &str,
+        item_id: Option<Uuid>,
+        data: Value,
+    ) -> Result<u64, GateError> {
+        let frontier = self.frontier(log).await?;
+        let index = frontier.size();
+        let now = now_ms();
+        let entry = AuditEntry {
+            v: V1,
+            index,
+            at: crate::db::ms_to_time(now),
+            kind,
+            actor: actor.to_owned(),
+            item_id,
+            data,
+        };
+        let bytes = canonical::to_canonical_bytes(&entry)
+            .map_err(|e| GateError::internal(format!("canonical audit entry: {e}")))?;
+        let completed = frontier.append(merkle::leaf_hash(&bytes));
+        self.pending_nodes.extend(completed);
+        self.pending_entries.push(PendingEntry {
+            index,
+            bytes,
+            kind: kind_name(kind),
+            item_id: item_id.map(|i| i.to_string()),
+            at: now,
+        });
+        Ok(index)
+    }
+
+    /// The log size this transaction will leave behind.
+    pub fn log_size(&self) -> Option<u64> {
+        self.frontier.as_ref().map(Frontier::size)
+    }
+
+    /// Flushes appended entries and nodes, moves the log head and commits.
+    pub async fn commit(mut self, log: &AuditLog) -> Result<(), GateError> {
+        if let Some(size) = self.log_size() {
+            for chunk in self.pending_entries.chunks(INSERT_CHUNK) {
+                on_tx!(&mut self.tx, conn => {
+                    let mut q = QueryBuilder::new("INSERT INTO log_entries (idx, entry, kind, item_id, at) ");
+                    q.push_values(chunk, |mut row, e| {
+                        row.push_bind(to_i64(e.index))
+                            .push_bind(e.bytes.clone())
+                            .push_bind(e.kind)
+                            .push_bind(e.item_id.clone())
+                            .push_bind(e.at);
+                    });
+                    q.build().execute(conn).await.map_err(DbError::from)?;
+                });
+            }
+            for chunk in self.pending_nodes.chunks(INSERT_CHUNK) {
+                on_tx!(&mut self.tx, conn => {
+                    let mut q = QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
+                    q.push_values(chunk, |mut row, (id, hash)| {
+                        row.push_bind(i64::from(id.level))
+                            .push_bind(to_i64(id.index))
+                            .push_bind(hash.to_vec());
+                    });
+                    q.build().execute(conn).await.map_err(DbError::from)?;
+                });
+            }
+            on_tx!(&mut self.tx, conn => {
+                sqlx::query("UPDATE log_head SET size = $1 WHERE id = 1")
+                    .bind(to_i64(size))
+                    .execute(conn)
+                    .await
+                    .map_err(DbError::from)?;
+            });
+        }
+        self.tx.commit().await?;
+        log.remember(&self.pending_nodes);
+        Ok(())
+    }
+}
+
+/// The serde name of an event kind, as stored in the `kind` column.
+pub fn kind_name(kind: AuditEventKind) -> &'static str {
+    use AuditEventKind as K;
+    match kind {
+        K::OutputReceived => "output_received",
+        K::Routed => "routed",
+        K::Superseded => "superseded",
+        K::Leased => "leased",
+        K::LeaseRenewed => "lease_renewed",
+        K::LeaseReturned => "lease_returned",
+        K::LeaseExpired => "lease_expired",
+        K::Withdrawn => "withdrawn",
+        K::Reassigned => "reassigned",
+        K::Decided => "decided",
+        K::Conflict => "conflict",
+        K::Rejected => "rejected",
+        K::Escalated => "escalated",
+        K::Released => "released",
+        K::PolicyActivated => "policy_activated",
+        K::PolicyRolledBack => "policy_rolled_back",
+        K::UserCreated => "user_created",
+        K::KeyEnrolled => "key_enrolled",
+        K::KeyRotated => "key_rotated",
+        K::KeyRevoked => "key_revoked",
+        K::ApiKeyCreated => "api_key_created",
+    }
+}
+
+/// Database integers are signed; log positions never exceed `i64::MAX`.
+pub fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

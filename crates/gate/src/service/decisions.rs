@@ -1,0 +1,746 @@
+//! Signed decisions pushed by desks. The gate checks each one itself — signature, key, item
+//! version, lease and epoch, evidence hash, authority, four-eyes, lane — and logs every validly
+//! signed decision with its outcome. Repeats are harmless: a decision is applied at most once.
+
+use countersign_core::jws::{self, JwsError, VerifyingKey};
+use countersign_core::{
+    AuditEventKind, ConflictReason, Decision, DecisionKind, DecisionOutcome, Lane, Output, Routing,
+    ServedItem, sha256_hex,
+};
+use serde_json::{Map, Value, json};
+
+use super::Gate;
+use super::identity::User;
+use super::queue::{approvals_given, lease_by_id, parse_uuid};
+use super::releases::{ReleaseDraft, TraceDecision};
+use crate::api::PushResult;
+use crate::db::{DbError, now_ms};
+use crate::error::GateError;
+use crate::log::{WriteTx, to_i64, to_u64};
+use crate::on_tx;
+
+/// Largest accepted signed decision.
+const MAX_JWS_BYTES: usize = 64 * 1024;
+
+/// What processing one pushed decision came to.
+enum Processed {
+    /// Validly signed: logged at `log_index` with `outcome`.
+    Logged {
+        decision_id: uuid::Uuid,
+        device_seq: u64,
+        outcome: DecisionOutcome,
+        log_index: u64,
+        repeated: bool,
+    },
+    /// Refused outright; nothing recorded.
+    Refused(GateError),
+}
+
+#[derive(sqlx::FromRow)]
+struct EarlierDecision {
+    jws_sha256: String,
+    outcome: String,
+    outcome_code: Option<String>,
+    outcome_message: Option<String>,
+    log_index: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    lane: String,
+    status: String,
+    current_version: i64,
+    authority_required: f64,
+    approvals_required: i64,
+    escalation_level: i64,
+    outcome: Option<String>,
+}
+
+fn rejected(code: &str, message: impl Into<String>) -> DecisionOutcome {
+    DecisionOutcome::Rejected {
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn conflict(reason: ConflictReason) -> DecisionOutcome {
+    DecisionOutcome::Conflict { reason }
+}
+
+fn jws_error(err: &JwsError) -> GateError {
+    let code = match err {
+        JwsError::BadSignature => "bad_signature",
+        JwsError::PayloadNotCanonical(_) => "payload_not_canonical",
+        JwsError::InvalidDecision(_) => "invalid_decision",
+        JwsError::KidMismatch { .. } | JwsError::KeyMismatch => "key_mismatch",
+        JwsError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+        _ => "malformed_jws",
+    };
+    GateError::unprocessable(code, err.to_string())
+}
+
+impl Gate {
+    /// Processes signed decisions from one device, in order, and returns per decision its outcome
+    /// and a receipt proving it is in the log.
+    pub async fn push_decisions(
+        &self,
+        principal: &super::Principal,
+        decisions: &[String],
+    ) -> Result<Vec<PushResult>, GateError> {
+        let (device_id, user) = principal.device()?;
+        if decisions.len() > self.config.max_push {
+            return Err(GateError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!(
+                    "{} decisions in one push; the limit is {}",
+                    decisions.len(),
+                    self.config.max_push
+                ),
+            ));
+        }
+        let started = std::time::Instant::now();
+        let mut wtx = WriteTx::begin(&self.db).await?;
+        let mut processed = Vec::with_capacity(decisions.len());
+        for jws in decisions {
+            processed.push(self.process_one(&mut wtx, device_id, user, jws).await?);
+        }
+        wtx.commit(&self.log).await?;
+        let checkpoint = self.log.checkpoint(&self.db).await?;
+        let mut tx = self.db.begin_read().await?;
+        let mut results = Vec::with_capacity(processed.len());
+        for (position, p) in processed.into_iter().enumerate() {
+            results.push(match p {
+                Processed::Logged {
+                    decision_id,
+                    device_seq,
+                    outcome,
+                    log_index,
+                    repeated,
+                } => {
+                    let kind = match &outcome {
+                        DecisionOutcome::Applied => "applied",
+                        DecisionOutcome::Conflict { .. } => "conflict",
+                        DecisionOutcome::Rejected { .. } => "rejected",
+                    };
+                    metrics::counter!("countersign_decisions_total", "outcome" => kind)
+                        .increment(1);
+                    PushResult {
+                        position,
+                        decision_id: Some(decision_id),
+                        device_seq: Some(device_seq),
+                        outcome: Some(outcome),
+                        receipt: Some(self.log.receipt(&mut tx, log_index, &checkpoint).await?),
+                        error: None,
+                        repeated,
+                    }
+                }
+                Processed::Refused(error) => {
+                    metrics::counter!("countersign_decisions_total", "outcome" => "refused")
+                        .increment(1);
+                    PushResult {
+                        position,
+                        decision_id: None,
+                        device_seq: None,
+                        outcome: None,
+                        receipt: None,
+                        error: Some(error.body()),
+                        repeated: false,
+                    }
+                }
+            });
+        }
+        metrics::histogram!("countersign_push_seconds").record(started.elapsed().as_secs_f64());
+        Ok(results)
+    }
+
+    async fn alarm(&self, wtx: &mut WriteTx, kind: &str, detail: Value) -> Result<(), GateError> {
+        tracing::warn!(alarm = kind, %detail, "security alarm");
+        metrics::counter!("countersign_alarms_total", "kind" => kind.to_owned()).increment(1);
+        on_tx!(&mut wtx.tx, conn => {
+            sqlx::query("INSERT INTO alarms (at, kind, detail) VALUES ($1, $2, $3)")
+                .bind(now_ms())
+                .bind(kind)
+                .bind(detail.to_string())
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?;
+        });
+        Ok(())
+    }
+
+    async fn process_one(
+        &self,
+        wtx: &mut WriteTx,
+        device_id: &str,
+        user: &User,
+        jws: &str,
+    ) -> Result<Processed, GateError> {
+        if jws.len() > MAX_JWS_BYTES {
+            return Ok(Processed::Refused(GateError::unprocessable(
+                "decision_too_large",
+                format!("a signed decision is limited to {MAX_JWS_BYTES} bytes"),
+            )));
+        }
+        let header = match jws::decision_header(jws) {
+            Ok(h) => h,
+            Err(e) => return Ok(Processed::Refused(jws_error(&e))),
+        };
+        let Some(kid) = header.get("kid").and_then(Value::as_str) else {
+            return Ok(Processed::Refused(GateError::unprocessable(
+                "malformed_jws",
+                "the JWS header names no key (kid)",
+            )));
+        };
+        let key_row: Option<(String, Vec<u8>, String)> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT device_id, public_key, status FROM device_keys WHERE key_id = $1")
+                .bind(kid)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        let Some((key_device, public_key, key_status)) = key_row else {
+            self.alarm(
+                wtx,
+                "unknown_key",
+                json!({"device_id": device_id, "kid": kid}),
+            )
+            .await?;
+            return Ok(Processed::Refused(GateError::unprocessable(
+                "unknown_key",
+                format!("no enrolled key `{kid}`"),
+            )));
+        };
+        if key_device != device_id {
+            self.alarm(
+                wtx,
+                "foreign_key",
+                json!({"device_id": device_id, "kid": kid}),
+            )
+            .await?;
+            return Ok(Processed::Refused(GateError::forbidden(
+                "key_not_of_this_device",
+                "the decision is signed with another device's key",
+            )));
+        }
+        let key_bytes: [u8; 32] = public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| GateError::internal("stored public key is not 32 bytes"))?;
+        let key = VerifyingKey::from_bytes(&key_bytes)
+            .map_err(|e| GateError::internal(format!("stored public key: {e}")))?;
+        let verified = match jws::verify_decision(jws, &key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.alarm(
+                    wtx,
+                    "invalid_decision_signature",
+                    json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
+                )
+                .await?;
+                return Ok(Processed::Refused(jws_error(&e)));
+            }
+        };
+        let decision = verified.decision;
+        if decision.device_id != device_id {
+            return Ok(Processed::Refused(GateError::forbidden(
+                "wrong_device",
+                "the decision names another device",
+            )));
+        }
+        let jws_sha256 = sha256_hex(jws.as_bytes());
+
+        // Idempotency: the same decision again returns what the gate did the first time.
+        let earlier: Option<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = $1 AND device_seq = $2) OR decision_id = $3")
+                .bind(device_id)
+                .bind(to_i64(decision.device_seq))
+                .bind(decision.decision_id.to_string())
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        if let Some(EarlierDecision {
+            jws_sha256: earlier_sha,
+            outcome,
+            outcome_code: code,
+            outcome_message: message,
+            log_index,
+        }) = earlier
+        {
+            if earlier_sha == jws_sha256 {
+                return Ok(Processed::Logged {
+                    decision_id: decision.decision_id,
+                    device_seq: decision.device_seq,
+                    outcome: stored_outcome(&outcome, code, message),
+                    log_index: to_u64(log_index),
+                    repeated: true,
+                });
+            }
+            self.alarm(
+                wtx,
+                "sequence_reused",
+                json!({"device_id": device_id, "device_seq": decision.device_seq, "decision_id": decision.decision_id}),
+            )
+            .await?;
+            return Ok(Processed::Refused(GateError::conflict(
+                "sequence_reused",
+                "this device already used that sequence number or decision id for a different decision",
+            )));
+        }
+
+        let outcome = self
+            .judge(wtx, device_id, user, &decision, &key_status)
+            .await?;
+        let kind = match &outcome {
+            DecisionOutcome::Applied => AuditEventKind::Decided,
+            DecisionOutcome::Conflict { .. } => AuditEventKind::Conflict,
+            DecisionOutcome::Rejected { .. } => AuditEventKind::Rejected,
+        };
+        let log_index = wtx
+            .append(
+                &self.log,
+                kind,
+                &user.name,
+                Some(decision.item_id),
+                json!({
+                    "decision_id": decision.decision_id,
+                    "device_id": device_id,
+                    "device_seq": decision.device_seq,
+                    "key_id": decision.key_id,
+                    "user_id": user.user_id,
+                    "jws": jws,
+                    "result": outcome,
+                }),
+            )
+            .await?;
+        let (outcome_name, code, message) = match &outcome {
+            DecisionOutcome::Applied => ("applied", None, None),
+            DecisionOutcome::Conflict { reason } => (
+                "conflict",
+                Some(
+                    serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
+                None,
+            ),
+            DecisionOutcome::Rejected { code, message } => {
+                ("rejected", Some(code.clone()), Some(message.clone()))
+            }
+        };
+        on_tx!(&mut wtx.tx, conn => {
+            sqlx::query("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
+                .bind(decision.decision_id.to_string())
+                .bind(device_id)
+                .bind(to_i64(decision.device_seq))
+                .bind(jws)
+                .bind(&jws_sha256)
+                .bind(&user.user_id)
+                .bind(&decision.key_id)
+                .bind(decision.item_id.to_string())
+                .bind(i64::from(decision.item_version))
+                .bind(decision.kind.as_str())
+                .bind(outcome_name)
+                .bind(code)
+                .bind(message)
+                .bind(to_i64(log_index))
+                .bind(now_ms())
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?;
+        });
+        if outcome == DecisionOutcome::Applied {
+            self.apply(wtx, user, &decision).await?;
+        }
+        Ok(Processed::Logged {
+            decision_id: decision.decision_id,
+            device_seq: decision.device_seq,
+            outcome,
+            log_index,
+            repeated: false,
+        })
+    }
+
+    /// Decides what a validly signed decision comes to, without changing anything but an
+    /// expired lease.
+    async fn judge(
+        &self,
+        wtx: &mut WriteTx,
+        device_id: &str,
+        user: &User,
+        decision: &Decision,
+        key_status: &str,
+    ) -> Result<DecisionOutcome, GateError> {
+        if key_status == "revoked" {
+            return Ok(rejected("key_revoked", "the signing key was revoked"));
+        }
+        let last_seq: Option<i64> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_scalar("SELECT MAX(device_seq) FROM decisions WHERE device_id = $1")
+                .bind(device_id)
+                .fetch_one(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        if let Some(last) = last_seq
+            && to_i64(decision.device_seq) <= last
+        {
+            return Ok(rejected(
+                "sequence_out_of_order",
+                format!("sequence {} arrives after {last}", decision.device_seq),
+            ));
+        }
+        if !user.role.decides() {
+            return Ok(rejected(
+                "role_cannot_decide",
+                format!("a {} does not decide items", user.role),
+            ));
+        }
+        let item_id = decision.item_id.to_string();
+        let item: Option<ItemRow> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT lane, status, current_version, authority_required, approvals_required, escalation_level, outcome FROM items WHERE item_id = $1")
+                .bind(&item_id)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        let Some(item) = item else {
+            return Ok(rejected("unknown_item", "no such item"));
+        };
+        let Some(lease) = lease_by_id(&mut wtx.tx, &decision.lease_id.to_string()).await? else {
+            return Ok(rejected("unknown_lease", "no such lease"));
+        };
+        if lease.item_id != item_id || lease.item_version != i64::from(decision.item_version) {
+            return Ok(rejected(
+                "lease_mismatch",
+                "the lease is for another item or version",
+            ));
+        }
+        if lease.device_id != device_id {
+            return Ok(rejected(
+                "not_lease_holder",
+                "the lease is held by another device",
+            ));
+        }
+        let version = i64::from(decision.item_version);
+        if version > item.current_version {
+            return Ok(rejected("unknown_item_version", "no such item version"));
+        }
+        if version < item.current_version || lease.state == "superseded" {
+            return Ok(conflict(ConflictReason::Superseded));
+        }
+        match lease.state.as_str() {
+            "withdrawn" | "returned" => return Ok(conflict(ConflictReason::Withdrawn)),
+            "reassigned" => return Ok(conflict(ConflictReason::Reassigned)),
+            "expired" => return Ok(conflict(ConflictReason::Expired)),
+            "decided" => return Ok(conflict(ConflictReason::AlreadyResolved)),
+            _ => {}
+        }
+        if lease.epoch != i64::from(decision.lease_epoch) {
+            return Ok(conflict(ConflictReason::Withdrawn));
+        }
+        if lease.expires_at < now_ms() {
+            self.end_lease(wtx, &lease, "expired", false).await?;
+            return Ok(conflict(ConflictReason::Expired));
+        }
+        if matches!(item.status.as_str(), "released" | "superseded") {
+            return Ok(conflict(ConflictReason::AlreadyResolved));
+        }
+        let served: Option<(String, String)> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT served, served_sha256 FROM item_versions WHERE item_id = $1 AND version = $2")
+                .bind(&item_id)
+                .bind(version)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        let Some((served, served_sha256)) = served else {
+            return Ok(rejected("unknown_item_version", "no such item version"));
+        };
+        if served_sha256 != decision.evidence_sha256 {
+            return Ok(rejected(
+                "evidence_mismatch",
+                "the decision names evidence the gate did not serve for this item version",
+            ));
+        }
+        let served: ServedItem = serde_json::from_str(&served)
+            .map_err(|e| GateError::internal(format!("stored served item: {e}")))?;
+        if let Some(unknown) = decision
+            .reason_codes
+            .iter()
+            .find(|code| !served.allowed_reasons.iter().any(|r| &r.code == *code))
+        {
+            return Ok(rejected(
+                "unknown_reason",
+                format!("reason code `{unknown}` is not one this item allows"),
+            ));
+        }
+        if decision.kind == DecisionKind::Escalate {
+            return Ok(DecisionOutcome::Applied);
+        }
+        if user.authority_limit < item.authority_required {
+            return Ok(rejected(
+                "authority_exceeded",
+                format!(
+                    "this item needs authority {} and the reviewer's limit is {}",
+                    item.authority_required, user.authority_limit
+                ),
+            ));
+        }
+        if item.status == "escalated"
+            && item.escalation_level > 0
+            && user.role != super::Role::Senior
+        {
+            return Ok(rejected(
+                "needs_senior",
+                "an escalated item is decided by a senior reviewer",
+            ));
+        }
+        let already: Option<String> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_scalar("SELECT decision_id FROM decisions WHERE item_id = $1 AND item_version = $2 AND user_id = $3 AND outcome = 'applied' AND kind IN ('approve', 'correct') LIMIT 1")
+                .bind(&item_id)
+                .bind(version)
+                .bind(&user.user_id)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        if already.is_some() {
+            return Ok(rejected(
+                "four_eyes_same_reviewer",
+                "this reviewer already approved this item; another person must",
+            ));
+        }
+        let current: Option<Map<String, Value>> = item
+            .outcome
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| GateError::internal(format!("stored outcome: {e}")))?;
+        let lane: Lane = item
+            .lane
+            .parse()
+            .map_err(|e: String| GateError::internal(e))?;
+        match decision.kind {
+            DecisionKind::Approve => {
+                if current.is_none() {
+                    return Ok(rejected(
+                        "nothing_to_approve",
+                        "a human_only item has no proposal to approve; a reviewer must decide the outcome",
+                    ));
+                }
+            }
+            DecisionKind::Correct => {
+                if let Err(message) = check_corrections(&served, current.as_ref(), lane, decision) {
+                    return Ok(rejected("invalid_correction", message));
+                }
+            }
+            DecisionKind::Escalate => {}
+        }
+        Ok(DecisionOutcome::Applied)
+    }
+
+    /// The effect of an applied decision: the lease ends, the outcome may change, the item may be
+    /// escalated or released.
+    async fn apply(
+        &self,
+        wtx: &mut WriteTx,
+        user: &User,
+        decision: &Decision,
+    ) -> Result<(), GateError> {
+        let item_id = decision.item_id.to_string();
+        let version = i64::from(decision.item_version);
+        let lease = lease_by_id(&mut wtx.tx, &decision.lease_id.to_string())
+            .await?
+            .ok_or_else(|| GateError::internal("applied decision without lease"))?;
+        self.end_lease(wtx, &lease, "decided", false).await?;
+        let item: ItemRow = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT lane, status, current_version, authority_required, approvals_required, escalation_level, outcome FROM items WHERE item_id = $1")
+                .bind(&item_id)
+                .fetch_one(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        match decision.kind {
+            DecisionKind::Escalate => {
+                on_tx!(&mut wtx.tx, conn => {
+                    sqlx::query("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id = $1")
+                        .bind(&item_id)
+                        .execute(conn)
+                        .await
+                        .map_err(DbError::from)?;
+                });
+                wtx.append(
+                    &self.log,
+                    AuditEventKind::Escalated,
+                    &user.name,
+                    Some(decision.item_id),
+                    json!({
+                        "decision_id": decision.decision_id,
+                        "item_version": decision.item_version,
+                        "escalation_level": item.escalation_level + 1,
+                        "reason_codes": decision.reason_codes,
+                    }),
+                )
+                .await?;
+                return Ok(());
+            }
+            DecisionKind::Correct => {
+                let mut outcome: Map<String, Value> = item
+                    .outcome
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| GateError::internal(format!("stored outcome: {e}")))?
+                    .unwrap_or_default();
+                for edit in &decision.corrections {
+                    outcome.insert(edit.field.clone(), edit.to.clone());
+                }
+                on_tx!(&mut wtx.tx, conn => {
+                    sqlx::query("UPDATE items SET outcome = $1 WHERE item_id = $2")
+                        .bind(Value::Object(outcome).to_string())
+                        .bind(&item_id)
+                        .execute(conn)
+                        .await
+                        .map_err(DbError::from)?;
+                });
+            }
+            DecisionKind::Approve => {}
+        }
+        let given = approvals_given(&mut wtx.tx, &item_id, version).await?;
+        if i64::from(given) < item.approvals_required {
+            return Ok(());
+        }
+        self.release_item(wtx, &item_id, version).await
+    }
+
+    async fn release_item(
+        &self,
+        wtx: &mut WriteTx,
+        item_id: &str,
+        version: i64,
+    ) -> Result<(), GateError> {
+        let (body, routing, outcome): (String, String, Option<String>) = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT o.body, v.routing, i.outcome FROM item_versions v JOIN outputs o ON o.output_id = v.output_id JOIN items i ON i.item_id = v.item_id WHERE v.item_id = $1 AND v.version = $2")
+                .bind(item_id)
+                .bind(version)
+                .fetch_one(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        let output: Output = serde_json::from_str(&body)
+            .map_err(|e| GateError::internal(format!("stored output: {e}")))?;
+        let routing: Routing = serde_json::from_str(&routing)
+            .map_err(|e| GateError::internal(format!("stored routing: {e}")))?;
+        let outcome: Value = outcome
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| GateError::internal(format!("stored outcome: {e}")))?
+            .unwrap_or(Value::Null);
+        let rows: Vec<(String, String, String, String, i64)> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT d.decision_id, d.kind, d.key_id, u.name, d.log_index FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.item_id = $1 AND d.outcome = 'applied' ORDER BY d.log_index")
+                .bind(item_id)
+                .fetch_all(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        let decisions = rows
+            .into_iter()
+            .map(|(id, kind, key_id, user, log_index)| {
+                Ok(TraceDecision {
+                    decision_id: parse_uuid(&id)?,
+                    kind,
+                    key_id,
+                    user,
+                    log_index: to_u64(log_index),
+                })
+            })
+            .collect::<Result<Vec<_>, GateError>>()?;
+        let item_uuid = parse_uuid(item_id)?;
+        self.release(
+            wtx,
+            ReleaseDraft {
+                item_id: Some(item_uuid),
+                item_version: u32::try_from(version).ok(),
+                output: &output,
+                routing: &routing,
+                outcome,
+                decided_by: "humans",
+                decisions,
+                qa_sampled: false,
+            },
+        )
+        .await?;
+        on_tx!(&mut wtx.tx, conn => {
+            sqlx::query("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id = $1")
+                .bind(item_id)
+                .execute(conn)
+                .await
+                .map_err(DbError::from)?;
+        });
+        Ok(())
+    }
+}
+
+/// Checks a correction against the item: known fields with valid values, `from` matching what
+/// the reviewer was shown, and for a `human_only` item a complete outcome.
+fn check_corrections(
+    served: &ServedItem,
+    current: Option<&Map<String, Value>>,
+    lane: Lane,
+    decision: &Decision,
+) -> Result<(), String> {
+    for edit in &decision.corrections {
+        if !served.outcome_schema.is_empty() {
+            let spec = served
+                .outcome_schema
+                .iter()
+                .find(|s| s.name == edit.field)
+                .ok_or_else(|| format!("field `{}` is not part of this outcome", edit.field))?;
+            spec.check(&edit.to).map_err(|e| e.to_string())?;
+        }
+        let shown = current
+            .and_then(|c| c.get(&edit.field))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if shown != edit.from {
+            return Err(format!(
+                "the correction of `{}` starts from {} but the current value is {}",
+                edit.field, edit.from, shown
+            ));
+        }
+    }
+    if lane == Lane::HumanOnly && current.is_none() {
+        let missing: Vec<&str> = served
+            .outcome_schema
+            .iter()
+            .filter(|s| !decision.corrections.iter().any(|e| e.field == s.name))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "a human_only decision must give the whole outcome; missing {}",
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn stored_outcome(outcome: &str, code: Option<String>, message: Option<String>) -> DecisionOutcome {
+    match outcome {
+        "applied" => DecisionOutcome::Applied,
+        "conflict" => {
+            let reason = code
+                .and_then(|c| serde_json::from_value(Value::String(c)).ok())
+                .unwrap_or(ConflictReason::Withdrawn);
+            DecisionOutcome::Conflict { reason }
+        }
+        _ => DecisionOutcome::Rejected {
+            code: code.unwrap_or_default(),
+            message: message.unwrap_or_default(),
+        },
+    }
+}
