@@ -211,7 +211,8 @@ impl Policy {
     /// Routes an output: the first rule whose `when` holds decides. See [`Policy::route_detailed`]
     /// for what happens when the policy cannot decide; this drops the reason.
     pub fn route(&self, output: &Output, ctx: &RouteContext<'_>) -> Result<Routing, RouteError> {
-        self.route_detailed(output, ctx).map(|routed| routed.routing)
+        self.route_detailed(output, ctx)
+            .map(|routed| routed.routing)
     }
 
     /// Routes an output and says which expression failed, if one did.
@@ -515,7 +516,8 @@ fn compile_policy(text: &str) -> Result<Policy, PolicyError> {
         let rule = compile_rule(text, &env, index, raw_rule)?;
         let id_span = raw_rule.get_ref().id.span();
         if let Some(first) = seen.insert(raw_rule.get_ref().id.get_ref(), index) {
-            let (line, _) = crate::error::line_column(text, raw_rules.get_ref()[first].span().start);
+            let (line, _) =
+                crate::error::line_column(text, raw_rules.get_ref()[first].span().start);
             return Err(PolicyError::new(format!(
                 "duplicate rule id: rule #{} (line {line}) already uses it",
                 first + 1
@@ -742,8 +744,7 @@ fn compile_rule(
                 spanned.span().start,
             ));
         };
-        let sla_seconds =
-            parse_sla(sla.get_ref()).map_err(|m| err(m, "sla", sla.span().start))?;
+        let sla_seconds = parse_sla(sla.get_ref()).map_err(|m| err(m, "sla", sla.span().start))?;
         (approvals, sla_seconds)
     };
 
@@ -845,9 +846,7 @@ fn dry_run(
         let mut cel = Context::with_env(Arc::clone(&policy.env));
         cel.set_variable_resolver(&vars);
         let refuse = |failure: &EvalFailure| {
-            PolicyError::new(format!(
-                "{failure} (found by a dry run on {description})"
-            ))
+            PolicyError::new(format!("{failure} (found by a dry run on {description})"))
         };
         for (index, (rule, raw)) in policy.rules.iter().zip(raw_rules).enumerate() {
             let raw = raw.get_ref();

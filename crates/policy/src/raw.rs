@@ -91,13 +91,22 @@ pub(crate) fn toml_error(text: &str, error: &toml::de::Error) -> PolicyError {
             }
         }
     }
+    let missing = err.message.starts_with("missing field");
     if rule.is_none() {
-        field = key_at(root, offset).filter(|key| key != "rules");
+        if missing {
+            // A field missing from the top level is missing from the whole document: there is
+            // no position to point at.
+            err.line = None;
+            err.column = None;
+            return err;
+        }
+        field = key_at(root, offset);
     }
     if let Some((index, id)) = rule {
         err = err.in_rule(index, id.as_deref());
     }
     if let Some(field) = field
+        && !missing
         && !err.message.contains(&format!("`{field}`"))
     {
         err = err.field(field);

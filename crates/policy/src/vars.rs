@@ -216,7 +216,7 @@ pub fn protected_weight(output: &Output, protected_features: &[String]) -> f64 {
     for a in &output.evidence.attributions {
         let weight = a.weight.abs();
         total += weight;
-        if protected_features.iter().any(|p| *p == a.feature) {
+        if protected_features.contains(&a.feature) {
             protected += weight;
         }
     }

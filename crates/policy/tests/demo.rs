@@ -16,7 +16,9 @@ fn demo() -> Policy {
 }
 
 fn route(patch: serde_json::Value) -> Routing {
-    demo().route(&output(patch), &RouteContext::default()).unwrap()
+    demo()
+        .route(&output(patch), &RouteContext::default())
+        .unwrap()
 }
 
 #[test]
@@ -168,7 +170,9 @@ fn tripped_circuit_breaker_sends_auto_to_review() {
     assert_eq!(routed.error, None);
     // Held lanes are left alone, and other models are not affected.
     let decline = output(json!({"proposal": {"decision": "decline", "amount": 2000}}));
-    let r = policy.route(&decline, &RouteContext::new(&tripped)).unwrap();
+    let r = policy
+        .route(&decline, &RouteContext::new(&tripped))
+        .unwrap();
     assert_eq!(r.rule, "decline");
     let other = output(json!({"model": {"name": "other-scorer", "version": "1.0"}}));
     let r = policy.route(&other, &RouteContext::new(&tripped)).unwrap();
