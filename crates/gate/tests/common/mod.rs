@@ -154,6 +154,11 @@ impl TestGate {
         }
     }
 
+    /// The log key file, for other gate processes sharing this gate's database.
+    pub fn gate_log_key_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("log-key")
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
