@@ -1,0 +1,74 @@
+//! Operations endpoints: OpenAPI description, health, readiness, and JSON errors everywhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, TestGate};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_health_and_errors() {
+    let g = TestGate::start(Backend::Sqlite).await;
+    let (status, spec) = g.get("/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/outputs",
+        "/v1/claims",
+        "/v1/decisions",
+        "/v1/releases",
+        "/v1/log/checkpoint",
+        "/v1/log/proof/inclusion",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI description"
+        );
+    }
+    assert_eq!(g.get("/healthz", None).await.0, 200);
+    assert_eq!(g.get("/readyz", None).await.0, 200);
+    // Unknown endpoints, wrong credentials and bad bodies all answer {code, message}.
+    for (status, body) in [
+        g.get("/v1/nope", None).await,
+        g.get("/v1/me", Some("cs_dev_not-a-token")).await,
+        g.post("/v1/claims", Some(&g.source_token), b"{}".to_vec())
+            .await,
+        g.post("/v1/enroll", None, b"{\"code\":1}".to_vec()).await,
+    ] {
+        assert!((400..500).contains(&status), "{status} {body}");
+        assert!(
+            body["code"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
+    }
+    // A source key cannot claim; a reviewer key cannot post outputs.
+    let rita = g
+        .desk("rita", countersign_gate::service::Role::Reviewer, 1.0)
+        .await;
+    let (status, body) = g
+        .post("/v1/outputs", Some(&rita.token), b"{}".to_vec())
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "wrong_credential");
+    // Enrollment codes work once.
+    let created = g
+        .gate
+        .create_user(
+            "once",
+            countersign_gate::service::Role::Reviewer,
+            1.0,
+            "test",
+        )
+        .await
+        .unwrap();
+    g.enroll("once", &created.enrollment_code).await;
+    let key = countersign_core::jws::generate_signing_key();
+    let (status, body) = g
+        .post_json(
+            "/v1/enroll",
+            None,
+            &serde_json::json!({"code": created.enrollment_code, "public_key": countersign_core::jws::public_jwk(&key.verifying_key()), "device_name": "again"}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    g.stop().await;
+}
