@@ -340,6 +340,7 @@ impl Policy {
         rule_authority: Option<f64>,
         cel: &Context<'_, '_>,
     ) -> Routed {
+        // Only one failure is reported: the rule's, which is what sent the output here.
         let (fallback, _) = self.fallback_authority(cel);
         let held = rule.lane != Lane::Auto;
         Routed {

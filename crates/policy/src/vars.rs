@@ -325,3 +325,34 @@ fn number_to_val<'o>(n: &serde_json::Number) -> Box<dyn Val + 'o> {
         Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nested_arrays(levels: usize) -> Json {
+        (0..levels).fold(json!(1), |inner, _| json!([inner]))
+    }
+
+    #[test]
+    fn depth_counts_every_container_including_the_object_itself() {
+        // The input object is one level; 63 arrays inside it make 64.
+        let mut input = serde_json::Map::new();
+        input.insert("a".into(), nested_arrays(MAX_DATA_DEPTH - 1));
+        assert!(object_depth_within(&input, MAX_DATA_DEPTH));
+        input.insert("a".into(), nested_arrays(MAX_DATA_DEPTH));
+        assert!(!object_depth_within(&input, MAX_DATA_DEPTH));
+        input.insert("a".into(), json!({"b": {"c": [1, 2, {"d": null}]}}));
+        assert!(object_depth_within(&input, 5));
+        assert!(!object_depth_within(&input, 4));
+    }
+
+    #[test]
+    fn every_variable_name_round_trips() {
+        for var in Var::ALL {
+            assert_eq!(Var::from_name(var.name()), Some(*var));
+        }
+        assert_eq!(Var::from_name("nope"), None);
+    }
+}
