@@ -281,8 +281,13 @@ impl Gate {
             });
         }
 
-        let routing = match policy.route(&output, context) {
-            Ok(routing) => routing,
+        let (routing, evaluation_error) = match policy.route_detailed(&output, context) {
+            Ok(routed) => (
+                routed.routing,
+                routed
+                    .error
+                    .map(|e| json!({"rule": e.rule, "field": e.field, "message": e.message})),
+            ),
             Err(e) => {
                 return Ok(rejected(
                     position,
@@ -328,7 +333,7 @@ impl Gate {
                 AuditEventKind::Routed,
                 "gate",
                 None,
-                json!({"output_id": output.output_id, "routing": routing}),
+                json!({"output_id": output.output_id, "routing": routing, "evaluation_error": evaluation_error}),
             )
             .await?;
             let qa_sampled = qa_sample(&output.output_id, routing.qa_sample_rate);
@@ -394,6 +399,7 @@ impl Gate {
                 "routing": routing,
                 "item_version": version,
                 "evidence_sha256": served_sha256,
+                "evaluation_error": evaluation_error,
             }),
         )
         .await?;
