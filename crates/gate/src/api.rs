@@ -75,6 +75,22 @@ pub struct EnrollResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyRequest {
+    /// The new Ed25519 public key (JWK or base64url of the 32 raw bytes).
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+    /// A compact JWS made with the NEW key (kid = its thumbprint) whose payload is exactly
+    /// `countersign rotate-key <device_id> <new key id>`: proof the device holds the key.
+    pub proof: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RotateKeyResponse {
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     pub user_id: String,
     pub user_name: String,

@@ -23,7 +23,8 @@ use uuid::Uuid;
 use crate::api::{
     AckRequest, CheckpointResponse, ClaimRequest, ClaimResponse, EnrollRequest, EnrollResponse,
     EntriesResponse, EntryRecord, IngestResponse, LeaseIds, LeaseState, LeasesResponse,
-    ProofResponse, PushRequest, PushResponse, ReassignRequest, ReleasesResponse, WhoAmI,
+    ProofResponse, PushRequest, PushResponse, ReassignRequest, ReleasesResponse, RotateKeyRequest,
+    RotateKeyResponse, WhoAmI,
 };
 use crate::error::{ErrorBody, GateError};
 use crate::service::{Gate, Principal};
@@ -83,11 +84,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
         license(name = "Apache-2.0")
     ),
     paths(
-        ingest, enroll, whoami, claim, leases, renew, return_leases, withdraw, reassign, push,
+        ingest, enroll, whoami, rotate_key, claim, leases, renew, return_leases, withdraw, reassign, push,
         releases, ack, checkpoint, inclusion, consistency, entries, healthz, readyz
     ),
     components(schemas(
-        ErrorBody, IngestResponse, EnrollRequest, EnrollResponse, WhoAmI, ClaimRequest,
+        ErrorBody, IngestResponse, EnrollRequest, EnrollResponse, WhoAmI, RotateKeyRequest,
+        RotateKeyResponse, ClaimRequest,
         ClaimResponse, LeaseIds, LeasesResponse, LeaseState, ReassignRequest, PushRequest,
         PushResponse, ReleasesResponse, AckRequest, CheckpointResponse, ProofResponse,
         EntriesResponse, EntryRecord
@@ -116,6 +118,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/outputs", post(ingest))
         .route("/v1/enroll", post(enroll))
         .route("/v1/me", get(whoami))
+        .route("/v1/keys/rotate", post(rotate_key))
         .route("/v1/claims", post(claim))
         .route("/v1/leases", get(leases))
         .route("/v1/leases/renew", post(renew))
@@ -190,6 +193,27 @@ async fn whoami(Caller(principal): Caller) -> Result<Json<WhoAmI>, GateError> {
         authority_limit: user.authority_limit,
         device_id: device_id.to_owned(),
     }))
+}
+
+/// Replace the calling device's signing key (proof of possession required).
+#[utoipa::path(post, path = "/v1/keys/rotate", tag = "desks", security(("bearer" = [])), request_body = RotateKeyRequest,
+    responses((status = 200, body = RotateKeyResponse), (status = 401, body = ErrorBody)))]
+async fn rotate_key(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<RotateKeyRequest>,
+) -> Result<Json<RotateKeyResponse>, GateError> {
+    let key_text = match &request.public_key {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let key = countersign_core::jws::parse_public_key(&key_text)
+        .map_err(|e| GateError::bad_request("invalid_public_key", e.to_string()))?;
+    let key_id = state
+        .gate
+        .rotate_key(&principal, &key, &request.proof)
+        .await?;
+    Ok(Json(RotateKeyResponse { key_id }))
 }
 
 /// Claim up to `limit` items to review, ordered by SLA then age.

@@ -536,3 +536,43 @@ both_backends!(log_proofs_and_checkpoints_verify, |g| {
     assert_eq!(status, 400, "{body}");
     g.stop().await;
 });
+
+both_backends!(
+    key_rotation_needs_proof_and_keeps_old_decisions_valid,
+    |g| {
+        g.ingest(&[
+            output("o-k1", "APP-90", 5000, 0.5, "approve"),
+            output("o-k2", "APP-91", 5000, 0.5, "approve"),
+        ])
+        .await;
+        let mut rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+        let claimed = g.claim(&rita, 2).await;
+        // Signed with the old key before the rotation, still in the outbox.
+        let before_rotation = rita.approve(&claimed[0]);
+        let new_key = countersign_core::jws::generate_signing_key();
+        let new_kid = countersign_core::jws::key_id(&new_key.verifying_key());
+        let payload = format!("countersign rotate-key {} {new_kid}", rita.device_id);
+        // A proof signed by the old key is refused.
+        let wrong =
+            countersign_core::jws::sign_compact(payload.as_bytes(), Some(&new_kid), &rita.key);
+        let request = |proof: String| json!({"public_key": countersign_core::jws::public_jwk(&new_key.verifying_key()), "proof": proof});
+        let (status, body) = g
+            .post_json("/v1/keys/rotate", Some(&rita.token), &request(wrong))
+            .await;
+        assert_eq!(status, 401, "{body}");
+        let proof =
+            countersign_core::jws::sign_compact(payload.as_bytes(), Some(&new_kid), &new_key);
+        let (status, body) = g
+            .post_json("/v1/keys/rotate", Some(&rita.token), &request(proof))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["key_id"], new_kid.as_str());
+        rita.key = new_key;
+        rita.key_id = new_kid;
+        let after_rotation = rita.approve(&claimed[1]);
+        let results = g.push(&rita, &[before_rotation, after_rotation]).await;
+        assert_eq!(outcome_of(&results[0]), "applied", "{results:?}");
+        assert_eq!(outcome_of(&results[1]), "applied", "{results:?}");
+        g.stop().await;
+    }
+);
