@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 digest: a leaf hash, a node hash or a tree root.
 pub type Hash = [u8; 32];
 
-/// The number of bytes in a [`Hash`].
+/// The number of bytes in a [`Hash`](type@Hash).
 pub const HASH_LEN: usize = 32;
 
 /// The largest tree size a [`Frontier`] is restored at: what an SQL `BIGINT` holds. It keeps the
