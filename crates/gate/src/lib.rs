@@ -9,6 +9,7 @@ pub mod http;
 pub mod log;
 pub mod server;
 pub mod service;
+pub mod webhook;
 
 pub use error::GateError;
 pub use service::{Gate, GateConfig};

@@ -80,6 +80,12 @@ struct ServeArgs {
     /// Largest accepted output in bytes (canonical JSON).
     #[arg(long, default_value_t = 256 * 1024)]
     max_output_bytes: usize,
+    /// Also push every release to this URL (HMAC-signed, retried until it answers 2xx).
+    #[arg(long, requires = "webhook_secret_file")]
+    webhook: Option<String>,
+    /// File holding the webhook's HMAC secret.
+    #[arg(long, requires = "webhook")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

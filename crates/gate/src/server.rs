@@ -112,6 +112,18 @@ pub async fn serve(
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(gate, listener, tls, metrics, None, shutdown).await
+}
+
+/// [`serve`], plus push delivery of releases to a webhook.
+pub async fn serve_with(
+    gate: Arc<Gate>,
+    listener: std::net::TcpListener,
+    tls: Option<Tls>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    webhook: Option<crate::webhook::Webhook>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let body_limit = gate
         .config
         .max_output_bytes
@@ -126,6 +138,8 @@ pub async fn serve(
         Duration::from_secs(30),
     );
     let checkpoints = tokio::spawn(checkpoint_loop(gate.clone()));
+    let deliveries =
+        webhook.map(|hook| tokio::spawn(crate::webhook::deliver_forever(gate.clone(), hook)));
     listener.set_nonblocking(true)?;
     let result = match tls {
         None => {
@@ -156,6 +170,9 @@ pub async fn serve(
         }
     };
     checkpoints.abort();
+    if let Some(deliveries) = deliveries {
+        deliveries.abort();
+    }
     // A last checkpoint so that everything committed before shutdown is covered by a signature.
     if let Err(e) = gate.log.checkpoint(&gate.db).await {
         tracing::warn!(error = %e, "final checkpoint failed");
