@@ -106,7 +106,7 @@ async fn releases_are_delivered_signed_and_retried() {
         let release: serde_json::Value = serde_json::from_slice(body).unwrap();
         assert_eq!(release["release_seq"], *seq);
     }
-    drop(r);
+    }
     stop.send(()).unwrap();
     served.await.unwrap().unwrap();
     g.stop().await;
