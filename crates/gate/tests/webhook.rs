@@ -88,24 +88,25 @@ async fn releases_are_delivered_signed_and_retried() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let r = received.lock().unwrap();
-    assert!(
-        r.attempts >= 5,
-        "the first two attempts failed and were retried"
-    );
-    let seqs: Vec<u64> = r.accepted.iter().map(|(s, _, _)| *s).collect();
-    let mut sorted = seqs.clone();
-    sorted.sort_unstable();
-    assert_eq!(seqs, sorted, "delivered in order");
-    for (seq, body, sig) in &r.accepted {
-        assert_eq!(
-            sig,
-            &webhook::signature(&secret, body),
-            "HMAC over the exact body"
+    {
+        let r = received.lock().unwrap();
+        assert!(
+            r.attempts >= 5,
+            "the first two attempts failed and were retried"
         );
-        let release: serde_json::Value = serde_json::from_slice(body).unwrap();
-        assert_eq!(release["release_seq"], *seq);
-    }
+        let seqs: Vec<u64> = r.accepted.iter().map(|(s, _, _)| *s).collect();
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert_eq!(seqs, sorted, "delivered in order");
+        for (seq, body, sig) in &r.accepted {
+            assert_eq!(
+                sig,
+                &webhook::signature(&secret, body),
+                "HMAC over the exact body"
+            );
+            let release: serde_json::Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(release["release_seq"], *seq);
+        }
     }
     stop.send(()).unwrap();
     served.await.unwrap().unwrap();
