@@ -72,3 +72,23 @@ async fn openapi_health_and_errors() {
     assert_eq!(status, 401, "{body}");
     g.stop().await;
 }
+
+/// docs/openapi.json is generated from the code; this fails when it is stale.
+/// Regenerate with `UPDATE_OPENAPI=1 cargo test -p countersign-gate --test operations`.
+#[test]
+fn committed_openapi_description_is_current() {
+    use utoipa::OpenApi as _;
+    let generated = countersign_gate::http::ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap()
+        + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p countersign-gate --test operations"
+    );
+}
