@@ -61,6 +61,8 @@ enum Command {
     /// Export the audit log for outside verification.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Seed a fresh gate with the German-credit demo: policy, users, a source and model outputs.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +141,16 @@ enum PolicyCommand {
 enum AuditCommand {
     /// Write the log, its checkpoints and every reviewer key into DIR (created, must be empty).
     Export { dir: PathBuf },
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// How many model outputs to post.
+    #[arg(long, default_value_t = 200)]
+    outputs: usize,
+    /// Write the demo credentials (enrollment codes, API keys) to this JSON file.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -259,6 +271,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Demo(args) => {
+            let gate = open(&cli.store).await?;
+            countersign_gate::demo::seed(&gate, args.outputs, args.credentials.as_deref()).await
         }
         Command::Audit(AuditCommand::Export { dir }) => {
             let gate = open(&cli.store).await?;
