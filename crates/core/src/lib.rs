@@ -4,6 +4,7 @@
 //! command line all build on the same definitions, so the bytes that are hashed and signed are
 //! produced in exactly one place.
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod jws;
