@@ -4,6 +4,7 @@
 //! Exit status: 0 success, 1 verification failed, 2 usage or input error. Every failure is one
 //! line on stderr starting with `countersign: `.
 
+mod bundle;
 mod canon;
 mod decision;
 mod failure;
@@ -50,7 +51,7 @@ enum Command {
     Key(key::KeyCommand),
     #[command(subcommand)]
     Proof(proof::ProofCommand),
-    // Audit bundle verification (`verify-bundle DIR`) will join here, in a module of its own.
+    VerifyBundle(bundle::VerifyBundleArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         Command::Decision(command) => decision::run(command),
         Command::Key(command) => key::run(command),
         Command::Proof(command) => proof::run(command),
+        Command::VerifyBundle(args) => bundle::run(args),
     };
     match outcome.and_then(|out| write_stdout(&out)) {
         Ok(()) => ExitCode::SUCCESS,
