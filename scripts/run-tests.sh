@@ -17,8 +17,8 @@ set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The conformance suites report how many vectors they ran.
-cargo test -q --locked -p countersign-core --test jcs_vectors --test rfc6962_vectors -- --nocapture 2>&1 \
-  | grep -E '^(JCS vectors|RFC 6962 vectors)' | sort -u
+cargo test --locked -p countersign-core --test jcs_vectors --test rfc6962_vectors -- --nocapture 2>&1 \
+  | grep -Eo '(JCS vectors|RFC 6962 vectors): .*' | sort -u
 set -e
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
