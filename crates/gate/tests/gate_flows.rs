@@ -576,3 +576,32 @@ both_backends!(
         g.stop().await;
     }
 );
+
+both_backends!(a_batch_can_supersede_its_own_item_and_an_earlier_one, |g| {
+    let results = g
+        .ingest(&[
+            output("o-b1", "APP-95", 5000, 0.5, "approve"),
+            output("o-b2", "APP-95", 6000, 0.5, "approve"),
+            output("o-b3", "APP-96", 5000, 0.5, "approve"),
+        ])
+        .await;
+    assert_eq!(results[0]["item_version"], 1);
+    assert_eq!(results[1]["item_version"], 2);
+    assert_eq!(results[1]["item_id"], results[0]["item_id"]);
+    let later = g
+        .ingest(&[output("o-b4", "APP-96", 7000, 0.5, "approve")])
+        .await;
+    assert_eq!(later[0]["item_version"], 2);
+    assert_eq!(later[0]["item_id"], results[2]["item_id"]);
+    let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+    let claimed = g.claim(&rita, 10).await;
+    assert_eq!(claimed.len(), 2, "one held item per subject");
+    let mut amounts: Vec<i64> = claimed
+        .iter()
+        .map(|c| c["item"]["proposal"]["amount"].as_i64().unwrap())
+        .collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, [6000, 7000], "the newest version is served");
+    assert_eq!(g.count("item_versions").await, 4);
+    g.stop().await;
+});

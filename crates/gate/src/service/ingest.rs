@@ -8,26 +8,138 @@ use countersign_core::{
 };
 use countersign_policy::RouteContext;
 use serde_json::{Value, json};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::Gate;
-use super::releases::ReleaseDraft;
+use super::releases::{ReleaseDraft, ReleaseRow, insert_releases};
 use crate::api::{IngestResult, IngestStatus};
 use crate::db::{DbError, ms_to_time, now_ms};
 use crate::error::GateError;
-use crate::log::WriteTx;
+use crate::log::{WriteTx, to_i64};
 use crate::on_tx;
 
 const ID_MAX: usize = 128;
 const SUBJECT_MAX: usize = 256;
 
+/// Outputs per look-up query: well under SQLite's limit on bound parameters.
+const PREFETCH_CHUNK: usize = 500;
+/// Rows per multi-row INSERT.
+const INSERT_CHUNK: usize = 200;
+
 #[derive(sqlx::FromRow)]
 struct StoredOutput {
+    output_id: String,
     body_sha256: String,
     lane: String,
     item_id: Option<String>,
     item_version: Option<i64>,
     release_seq: Option<i64>,
+}
+
+/// Where the held item of a subject is: already stored, or created earlier in this batch (at
+/// `slot` of the pending items).
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Stored {
+        item_id: Uuid,
+        version: u32,
+    },
+    New {
+        item_id: Uuid,
+        version: u32,
+        slot: usize,
+    },
+}
+
+struct OutputRow {
+    output_id: String,
+    source: String,
+    subject: String,
+    model_name: String,
+    model_version: String,
+    body: String,
+    body_sha256: String,
+    received_at: i64,
+    lane: &'static str,
+    item_id: Option<String>,
+    item_version: Option<i64>,
+    release_seq: Option<i64>,
+}
+
+struct ItemRow {
+    item_id: String,
+    subject: String,
+    version: i64,
+    lane: &'static str,
+    authority_required: f64,
+    approvals_required: i64,
+    due_at: i64,
+    received_at: i64,
+    outcome: Option<String>,
+}
+
+struct ItemVersionRow {
+    item_id: String,
+    version: i64,
+    output_id: String,
+    routing: String,
+    served: String,
+    served_sha256: String,
+    created_at: i64,
+}
+
+/// What one ingest request writes, gathered so that it goes to the database in a few multi-row
+/// statements instead of several statements per output.
+#[derive(Default)]
+struct Batch {
+    stored: std::collections::HashMap<String, StoredOutput>,
+    held: std::collections::HashMap<String, Held>,
+    outputs: Vec<OutputRow>,
+    items: Vec<ItemRow>,
+    item_versions: Vec<ItemVersionRow>,
+    releases: Vec<ReleaseRow>,
+}
+
+impl Batch {
+    /// Writes the gathered rows, parents before children (outputs, items, versions, releases).
+    async fn flush(self, wtx: &mut WriteTx) -> Result<(), GateError> {
+        for chunk in self.outputs.chunks(INSERT_CHUNK) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("INSERT INTO outputs (output_id, source, subject, model_name, model_version, body, body_sha256, received_at, lane, item_id, item_version, release_seq) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.output_id).push_bind(&r.source).push_bind(&r.subject)
+                        .push_bind(&r.model_name).push_bind(&r.model_version).push_bind(&r.body)
+                        .push_bind(&r.body_sha256).push_bind(r.received_at).push_bind(r.lane)
+                        .push_bind(&r.item_id).push_bind(r.item_version).push_bind(r.release_seq);
+                });
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        for chunk in self.items.chunks(INSERT_CHUNK) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, due_at, received_at, outcome) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.item_id).push_bind(&r.subject).push_bind(r.version).push_bind(r.lane)
+                        .push_bind("pending").push_bind(r.authority_required).push_bind(r.approvals_required)
+                        .push_bind(r.due_at).push_bind(r.received_at).push_bind(&r.outcome);
+                });
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        for chunk in self.item_versions.chunks(INSERT_CHUNK) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.item_id).push_bind(r.version).push_bind(&r.output_id)
+                        .push_bind(&r.routing).push_bind(&r.served).push_bind(&r.served_sha256)
+                        .push_bind(r.created_at);
+                });
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        insert_releases(wtx, &self.releases).await
+    }
 }
 
 /// An output that passed validation, ready to be stored.
@@ -202,6 +314,8 @@ impl Gate {
             tripped_models: &tripped,
         };
         let mut wtx = WriteTx::begin(&self.db).await?;
+        let mut batch = Batch::default();
+        self.prefetch(&mut wtx, &valid, &mut batch).await?;
         let mut seen_in_batch = HashSet::new();
         for v in valid {
             if !seen_in_batch.insert(v.output.output_id.clone()) {
@@ -215,9 +329,12 @@ impl Gate {
                 ));
                 continue;
             }
-            let result = self.store_output(&mut wtx, &policy, &context, v).await?;
+            let result = self
+                .store_output(&mut wtx, &mut batch, &policy, &context, v)
+                .await?;
             results.push(result);
         }
+        batch.flush(&mut wtx).await?;
         wtx.commit(&self.log).await?;
         results.sort_by_key(|r| r.position);
         for r in &results {
@@ -231,9 +348,57 @@ impl Gate {
         Ok(results)
     }
 
+    /// Looks up, in two queries for the whole batch, which outputs were seen before and which
+    /// subjects already have a held item.
+    async fn prefetch(
+        &self,
+        wtx: &mut WriteTx,
+        valid: &[ValidOutput],
+        batch: &mut Batch,
+    ) -> Result<(), GateError> {
+        for chunk in valid.chunks(PREFETCH_CHUNK) {
+            let found: Vec<StoredOutput> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "SELECT output_id, body_sha256, lane, item_id, item_version, release_seq FROM outputs WHERE output_id IN (",
+                );
+                let mut ids = q.separated(", ");
+                for v in chunk {
+                    ids.push_bind(v.output.output_id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            batch
+                .stored
+                .extend(found.into_iter().map(|o| (o.output_id.clone(), o)));
+            let held: Vec<(String, String, i64)> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new(
+                    "SELECT subject, item_id, current_version FROM items WHERE status IN ('pending', 'escalated') AND subject IN (",
+                );
+                let mut subjects = q.separated(", ");
+                for v in chunk {
+                    subjects.push_bind(v.output.subject.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for (subject, item_id, version) in held {
+                let item_id = item_id
+                    .parse()
+                    .map_err(|_| GateError::internal("stored item id is not a UUID"))?;
+                let version = u32::try_from(version).unwrap_or(u32::MAX - 1);
+                batch
+                    .held
+                    .insert(subject, Held::Stored { item_id, version });
+            }
+        }
+        Ok(())
+    }
+
     async fn store_output(
         &self,
         wtx: &mut WriteTx,
+        batch: &mut Batch,
         policy: &countersign_policy::Policy,
         context: &RouteContext<'_>,
         v: ValidOutput,
@@ -244,22 +409,8 @@ impl Gate {
             body,
             body_sha256,
         } = v;
-        let existing: Option<StoredOutput> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT body_sha256, lane, item_id, item_version, release_seq FROM outputs WHERE output_id = $1")
-                .bind(&output.output_id)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
-        if let Some(StoredOutput {
-            body_sha256: sha,
-            lane,
-            item_id,
-            item_version,
-            release_seq,
-        }) = existing
-        {
-            if sha != body_sha256 {
+        if let Some(stored) = batch.stored.get(&output.output_id) {
+            if stored.body_sha256 != body_sha256 {
                 return Ok(rejected(
                     position,
                     Some(output.output_id),
@@ -273,10 +424,10 @@ impl Gate {
                 position,
                 output_id: Some(output.output_id),
                 status: IngestStatus::Duplicate,
-                lane: lane.parse().ok(),
-                item_id: item_id.and_then(|i| i.parse().ok()),
-                item_version: item_version.and_then(|v| u32::try_from(v).ok()),
-                release_seq: release_seq.and_then(|s| u64::try_from(s).ok()),
+                lane: stored.lane.parse().ok(),
+                item_id: stored.item_id.as_deref().and_then(|i| i.parse().ok()),
+                item_version: stored.item_version.and_then(|v| u32::try_from(v).ok()),
+                release_seq: stored.release_seq.and_then(|s| u64::try_from(s).ok()),
                 error: None,
             });
         }
@@ -311,21 +462,20 @@ impl Gate {
             }),
         )
         .await?;
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("INSERT INTO outputs (output_id, source, subject, model_name, model_version, body, body_sha256, received_at, lane) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-                .bind(&output.output_id)
-                .bind(&output.source)
-                .bind(&output.subject)
-                .bind(&output.model.name)
-                .bind(&output.model.version)
-                .bind(&body)
-                .bind(&body_sha256)
-                .bind(now)
-                .bind(routing.lane.as_str())
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
-        });
+        let mut row = OutputRow {
+            output_id: output.output_id.clone(),
+            source: output.source.clone(),
+            subject: output.subject.clone(),
+            model_name: output.model.name.clone(),
+            model_version: output.model.version.clone(),
+            body,
+            body_sha256,
+            received_at: now,
+            lane: routing.lane.as_str(),
+            item_id: None,
+            item_version: None,
+            release_seq: None,
+        };
 
         if routing.lane == Lane::Auto {
             wtx.append(
@@ -337,8 +487,8 @@ impl Gate {
             )
             .await?;
             let qa_sampled = qa_sample(&output.output_id, routing.qa_sample_rate);
-            let release_seq = self
-                .release(
+            let release = self
+                .release_entry(
                     wtx,
                     ReleaseDraft {
                         item_id: None,
@@ -352,6 +502,10 @@ impl Gate {
                     },
                 )
                 .await?;
+            let release_seq = release.release_seq;
+            row.release_seq = Some(to_i64(release_seq));
+            batch.releases.push(release);
+            batch.outputs.push(row);
             return Ok(IngestResult {
                 position,
                 output_id: Some(output.output_id),
@@ -364,23 +518,18 @@ impl Gate {
             });
         }
 
-        let held: Option<(String, i64)> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT item_id, current_version FROM items WHERE subject = $1 AND status IN ('pending', 'escalated')")
-                .bind(&output.subject)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
         let sla_ms = i64::try_from(routing.sla_seconds)
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000);
         let due_at = now.saturating_add(sla_ms);
-        let (item_id, version) = match &held {
-            Some((id, version)) => (
-                id.parse::<Uuid>()
-                    .map_err(|_| GateError::internal("stored item id is not a UUID"))?,
-                u32::try_from(*version).unwrap_or(u32::MAX - 1) + 1,
-            ),
+        let held = batch.held.get(&output.subject).copied();
+        let (item_id, version) = match held {
+            Some(
+                Held::Stored { item_id, version }
+                | Held::New {
+                    item_id, version, ..
+                },
+            ) => (item_id, version + 1),
             None => (new_id(), 1),
         };
         let served = self.served_item(item_id, version, &output, &routing, now, due_at, policy);
@@ -407,77 +556,92 @@ impl Gate {
             Lane::HumanOnly => None,
             _ => Some(Value::Object(output.proposal.clone()).to_string()),
         };
-        if held.is_some() {
-            let withdrawn: Vec<(String,)> = on_tx!(&mut wtx.tx, conn => {
-                sqlx::query_as("UPDATE leases SET state = 'superseded', epoch = epoch + 1 WHERE item_id = $1 AND state = 'active' RETURNING lease_id")
-                    .bind(item_id.to_string())
-                    .fetch_all(conn)
-                    .await
-                    .map_err(DbError::from)?
-            });
-            wtx.append(
-                &self.log,
-                AuditEventKind::Superseded,
-                "gate",
-                Some(item_id),
-                json!({
-                    "from_version": version - 1,
-                    "to_version": version,
-                    "output_id": output.output_id,
-                    "leases_withdrawn": withdrawn.into_iter().map(|(l,)| l).collect::<Vec<_>>(),
-                }),
-            )
-            .await?;
-            on_tx!(&mut wtx.tx, conn => {
-                sqlx::query("UPDATE items SET current_version = $1, lane = $2, status = 'pending', authority_required = $3, approvals_required = $4, escalation_level = 0, due_at = $5, received_at = $6, outcome = $7, active_lease_id = NULL, lease_expires_at = NULL WHERE item_id = $8")
-                    .bind(i64::from(version))
-                    .bind(routing.lane.as_str())
-                    .bind(routing.authority_required)
-                    .bind(i64::from(routing.approvals_required))
-                    .bind(due_at)
-                    .bind(now)
-                    .bind(&outcome)
-                    .bind(item_id.to_string())
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)?;
-            });
-        } else {
-            on_tx!(&mut wtx.tx, conn => {
-                sqlx::query("INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, due_at, received_at, outcome) VALUES ($1, $2, 1, $3, 'pending', $4, $5, $6, $7, $8)")
-                    .bind(item_id.to_string())
-                    .bind(&output.subject)
-                    .bind(routing.lane.as_str())
-                    .bind(routing.authority_required)
-                    .bind(i64::from(routing.approvals_required))
-                    .bind(due_at)
-                    .bind(now)
-                    .bind(&outcome)
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)?;
-            });
+        let item = ItemRow {
+            item_id: item_id.to_string(),
+            subject: output.subject.clone(),
+            version: i64::from(version),
+            lane: routing.lane.as_str(),
+            authority_required: routing.authority_required,
+            approvals_required: i64::from(routing.approvals_required),
+            due_at,
+            received_at: now,
+            outcome,
+        };
+        match held {
+            Some(Held::Stored { .. }) => {
+                // A held item from an earlier request: withdraw its leases and move it on.
+                let withdrawn: Vec<(String,)> = on_tx!(&mut wtx.tx, conn => {
+                    sqlx::query_as("UPDATE leases SET state = 'superseded', epoch = epoch + 1 WHERE item_id = $1 AND state = 'active' RETURNING lease_id")
+                        .bind(&item.item_id)
+                        .fetch_all(conn)
+                        .await
+                        .map_err(DbError::from)?
+                });
+                self.log_superseded(
+                    wtx,
+                    item_id,
+                    version,
+                    &output.output_id,
+                    withdrawn.into_iter().map(|(l,)| l).collect(),
+                )
+                .await?;
+                on_tx!(&mut wtx.tx, conn => {
+                    sqlx::query("UPDATE items SET current_version = $1, lane = $2, status = 'pending', authority_required = $3, approvals_required = $4, escalation_level = 0, due_at = $5, received_at = $6, outcome = $7, active_lease_id = NULL, lease_expires_at = NULL WHERE item_id = $8")
+                        .bind(item.version)
+                        .bind(item.lane)
+                        .bind(item.authority_required)
+                        .bind(item.approvals_required)
+                        .bind(item.due_at)
+                        .bind(item.received_at)
+                        .bind(&item.outcome)
+                        .bind(&item.item_id)
+                        .execute(conn)
+                        .await
+                        .map_err(DbError::from)?;
+                });
+                batch
+                    .held
+                    .insert(output.subject.clone(), Held::Stored { item_id, version });
+            }
+            Some(Held::New { slot, .. }) => {
+                // Created earlier in this very batch: nobody can hold a lease on it yet.
+                self.log_superseded(wtx, item_id, version, &output.output_id, Vec::new())
+                    .await?;
+                batch.items[slot] = item;
+                batch.held.insert(
+                    output.subject.clone(),
+                    Held::New {
+                        item_id,
+                        version,
+                        slot,
+                    },
+                );
+            }
+            None => {
+                batch.held.insert(
+                    output.subject.clone(),
+                    Held::New {
+                        item_id,
+                        version,
+                        slot: batch.items.len(),
+                    },
+                );
+                batch.items.push(item);
+            }
         }
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(item_id.to_string())
-                .bind(i64::from(version))
-                .bind(&output.output_id)
-                .bind(serde_json::to_string(&routing).map_err(|e| GateError::internal(e.to_string()))?)
-                .bind(&served_text)
-                .bind(&served_sha256)
-                .bind(now)
-                .execute(&mut *conn)
-                .await
-                .map_err(DbError::from)?;
-            sqlx::query("UPDATE outputs SET item_id = $1, item_version = $2 WHERE output_id = $3")
-                .bind(item_id.to_string())
-                .bind(i64::from(version))
-                .bind(&output.output_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(DbError::from)?;
+        batch.item_versions.push(ItemVersionRow {
+            item_id: item_id.to_string(),
+            version: i64::from(version),
+            output_id: output.output_id.clone(),
+            routing: serde_json::to_string(&routing)
+                .map_err(|e| GateError::internal(e.to_string()))?,
+            served: served_text,
+            served_sha256,
+            created_at: now,
         });
+        row.item_id = Some(item_id.to_string());
+        row.item_version = Some(i64::from(version));
+        batch.outputs.push(row);
         Ok(IngestResult {
             position,
             output_id: Some(output.output_id),
@@ -488,6 +652,30 @@ impl Gate {
             release_seq: None,
             error: None,
         })
+    }
+
+    async fn log_superseded(
+        &self,
+        wtx: &mut WriteTx,
+        item_id: Uuid,
+        version: u32,
+        output_id: &str,
+        leases_withdrawn: Vec<String>,
+    ) -> Result<(), GateError> {
+        wtx.append(
+            &self.log,
+            AuditEventKind::Superseded,
+            "gate",
+            Some(item_id),
+            json!({
+                "from_version": version - 1,
+                "to_version": version,
+                "output_id": output_id,
+                "leases_withdrawn": leases_withdrawn,
+            }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The item as a reviewer will see it. For `human_only` the AI's proposal and everything that

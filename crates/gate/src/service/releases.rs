@@ -4,6 +4,7 @@
 use countersign_core::{AuditEventKind, Output, Routing, V1};
 use serde::Serialize;
 use serde_json::Value;
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::Gate;
@@ -35,6 +36,39 @@ pub(crate) struct ReleaseDraft<'a> {
     pub qa_sampled: bool,
 }
 
+/// A release as stored.
+pub(crate) struct ReleaseRow {
+    pub release_seq: u64,
+    pub item_id: Option<String>,
+    pub output_id: String,
+    pub body: String,
+    pub released_at: i64,
+    pub qa_sampled: bool,
+}
+
+/// Stores releases in multi-row statements.
+pub(crate) async fn insert_releases(
+    wtx: &mut WriteTx,
+    rows: &[ReleaseRow],
+) -> Result<(), GateError> {
+    for chunk in rows.chunks(200) {
+        on_tx!(&mut wtx.tx, conn => {
+            let mut q = QueryBuilder::new("INSERT INTO releases (release_seq, item_id, output_id, body, released_at, qa_sampled, log_index) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(to_i64(r.release_seq))
+                    .push_bind(&r.item_id)
+                    .push_bind(&r.output_id)
+                    .push_bind(&r.body)
+                    .push_bind(r.released_at)
+                    .push_bind(i64::from(r.qa_sampled))
+                    .push_bind(to_i64(r.release_seq));
+            });
+            q.build().execute(conn).await.map_err(DbError::from)?;
+        });
+    }
+    Ok(())
+}
+
 /// The released document, as logged and as consumers receive it.
 #[derive(Debug, Serialize)]
 struct ReleaseDocument<'a> {
@@ -59,12 +93,13 @@ struct ReleaseDocument<'a> {
 }
 
 impl Gate {
-    /// Releases an outcome inside `wtx`; the release sequence number is its log index.
-    pub(crate) async fn release(
+    /// Logs a release inside `wtx` and returns the row to store; the release sequence number is
+    /// its log index.
+    pub(crate) async fn release_entry(
         &self,
         wtx: &mut WriteTx,
         draft: ReleaseDraft<'_>,
-    ) -> Result<u64, GateError> {
+    ) -> Result<ReleaseRow, GateError> {
         let now = now_ms();
         let release_seq = wtx
             .log_size()
@@ -89,42 +124,49 @@ impl Gate {
         };
         let body = serde_json::to_value(&document)
             .map_err(|e| GateError::internal(format!("release document: {e}")))?;
+        let body_text = countersign_core::canonical::to_canonical_bytes(&body)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| GateError::internal("release document is not canonical JSON"))?;
         let index = wtx
             .append(
                 &self.log,
                 AuditEventKind::Released,
                 "gate",
                 draft.item_id,
-                body.clone(),
+                body,
             )
             .await?;
         debug_assert_eq!(index, release_seq);
-        let body_text = countersign_core::canonical::to_canonical_bytes(&body)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| GateError::internal("release document is not canonical JSON"))?;
+        metrics::counter!("countersign_releases_total", "lane" => draft.routing.lane.as_str())
+            .increment(1);
+        Ok(ReleaseRow {
+            release_seq,
+            item_id: draft.item_id.map(|i| i.to_string()),
+            output_id: draft.output.output_id.clone(),
+            body: body_text,
+            released_at: now,
+            qa_sampled: draft.qa_sampled,
+        })
+    }
+
+    /// Releases an outcome of a stored output inside `wtx`.
+    pub(crate) async fn release(
+        &self,
+        wtx: &mut WriteTx,
+        draft: ReleaseDraft<'_>,
+    ) -> Result<u64, GateError> {
+        let row = self.release_entry(wtx, draft).await?;
+        insert_releases(wtx, std::slice::from_ref(&row)).await?;
         on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("INSERT INTO releases (release_seq, item_id, output_id, body, released_at, qa_sampled, log_index) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(to_i64(release_seq))
-                .bind(draft.item_id.map(|i| i.to_string()))
-                .bind(&draft.output.output_id)
-                .bind(&body_text)
-                .bind(now)
-                .bind(i64::from(draft.qa_sampled))
-                .bind(to_i64(index))
-                .execute(&mut *conn)
-                .await
-                .map_err(DbError::from)?;
             sqlx::query("UPDATE outputs SET release_seq = $1 WHERE output_id = $2")
-                .bind(to_i64(release_seq))
-                .bind(&draft.output.output_id)
-                .execute(&mut *conn)
+                .bind(to_i64(row.release_seq))
+                .bind(&row.output_id)
+                .execute(conn)
                 .await
                 .map_err(DbError::from)?;
         });
-        metrics::counter!("countersign_releases_total", "lane" => draft.routing.lane.as_str())
-            .increment(1);
-        Ok(release_seq)
+        Ok(row.release_seq)
     }
 
     /// Releases after `after` (or after the consumer's acknowledged cursor when `after` is none).
