@@ -8,6 +8,8 @@ use countersign_core::{
     ServedItem, sha256_hex,
 };
 use serde_json::{Map, Value, json};
+use sqlx::QueryBuilder;
+use std::collections::HashMap;
 
 use super::Gate;
 use super::identity::User;
@@ -100,10 +102,42 @@ impl Gate {
             ));
         }
         let started = std::time::Instant::now();
+        let prechecked = self.precheck(device_id, decisions).await?;
         let mut wtx = WriteTx::begin(&self.db).await?;
+        // Key status is read again under the log lock: a revocation committed since the
+        // signature check still cuts every decision processed after it.
+        let statuses = key_statuses(&mut wtx, &prechecked).await?;
+        let mut last_seq: Option<i64> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_scalar("SELECT MAX(device_seq) FROM decisions WHERE device_id = $1")
+                .bind(device_id)
+                .fetch_one(conn)
+                .await
+                .map_err(DbError::from)?
+        });
         let mut processed = Vec::with_capacity(decisions.len());
-        for jws in decisions {
-            processed.push(self.process_one(&mut wtx, device_id, user, jws).await?);
+        for (check, jws) in prechecked.into_iter().zip(decisions) {
+            let result = match check {
+                Precheck::Verified { decision, kid } => {
+                    let status = statuses.get(&kid).map_or("revoked", String::as_str);
+                    self.process_verified(
+                        &mut wtx,
+                        device_id,
+                        user,
+                        jws,
+                        decision,
+                        status,
+                        &mut last_seq,
+                    )
+                    .await?
+                }
+                Precheck::Refused { error, alarm } => {
+                    if let Some((kind, detail)) = alarm {
+                        self.alarm(&mut wtx, kind, detail).await?;
+                    }
+                    Processed::Refused(error)
+                }
+            };
+            processed.push(result);
         }
         wtx.commit(&self.log).await?;
         let checkpoint = self.log.checkpoint(&self.db).await?;
@@ -169,85 +203,123 @@ impl Gate {
         Ok(())
     }
 
-    async fn process_one(
+    /// The checks that need no lock, for a whole push: size, header, key of this device, and
+    /// the signature, verified on every core.
+    async fn precheck(
+        &self,
+        device_id: &str,
+        decisions: &[String],
+    ) -> Result<Vec<Precheck>, GateError> {
+        let mut kids = Vec::with_capacity(decisions.len());
+        for jws in decisions {
+            kids.push(header_kid(jws));
+        }
+        let wanted: Vec<&str> = kids
+            .iter()
+            .filter_map(|k| k.as_ref().ok().map(String::as_str))
+            .collect();
+        let keys = self.load_keys(&wanted).await?;
+        let mut checks: Vec<Option<Precheck>> = Vec::with_capacity(decisions.len());
+        let mut to_verify = Vec::new();
+        for (i, kid) in kids.into_iter().enumerate() {
+            let kid = match kid {
+                Ok(kid) => kid,
+                Err(error) => {
+                    checks.push(Some(Precheck::Refused { error, alarm: None }));
+                    continue;
+                }
+            };
+            match keys.get(&kid) {
+                None => checks.push(Some(Precheck::Refused {
+                    error: GateError::unprocessable(
+                        "unknown_key",
+                        format!("no enrolled key `{kid}`"),
+                    ),
+                    alarm: Some(("unknown_key", json!({"device_id": device_id, "kid": kid}))),
+                })),
+                Some((key_device, _)) if key_device != device_id => {
+                    checks.push(Some(Precheck::Refused {
+                        error: GateError::forbidden(
+                            "key_not_of_this_device",
+                            "the decision is signed with another device's key",
+                        ),
+                        alarm: Some(("foreign_key", json!({"device_id": device_id, "kid": kid}))),
+                    }))
+                }
+                Some((_, key)) => {
+                    to_verify.push((i, decisions[i].clone(), *key, kid));
+                    checks.push(None);
+                }
+            }
+        }
+        for (i, result) in verify_parallel(to_verify).await? {
+            checks[i] = Some(match result {
+                Ok((decision, _)) if decision.device_id != device_id => Precheck::Refused {
+                    error: GateError::forbidden(
+                        "wrong_device",
+                        "the decision names another device",
+                    ),
+                    alarm: None,
+                },
+                Ok((decision, kid)) => Precheck::Verified { decision, kid },
+                Err((e, kid)) => Precheck::Refused {
+                    error: jws_error(&e),
+                    alarm: Some((
+                        "invalid_decision_signature",
+                        json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
+                    )),
+                },
+            });
+        }
+        checks
+            .into_iter()
+            .map(|c| c.ok_or_else(|| GateError::internal("a pushed decision was not checked")))
+            .collect()
+    }
+
+    async fn load_keys(
+        &self,
+        kids: &[&str],
+    ) -> Result<HashMap<String, (String, VerifyingKey)>, GateError> {
+        let mut keys = HashMap::new();
+        if kids.is_empty() {
+            return Ok(keys);
+        }
+        let mut tx = self.db.begin_read().await?;
+        for chunk in kids.chunks(500) {
+            let rows: Vec<(String, String, Vec<u8>)> = on_tx!(&mut tx, conn => {
+                let mut q = QueryBuilder::new("SELECT key_id, device_id, public_key FROM device_keys WHERE key_id IN (");
+                let mut list = q.separated(", ");
+                for kid in chunk {
+                    list.push_bind(*kid);
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for (kid, device, public_key) in rows {
+                let bytes: [u8; 32] = public_key
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| GateError::internal("stored public key is not 32 bytes"))?;
+                let key = VerifyingKey::from_bytes(&bytes)
+                    .map_err(|e| GateError::internal(format!("stored public key: {e}")))?;
+                keys.insert(kid, (device, key));
+            }
+        }
+        Ok(keys)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn process_verified(
         &self,
         wtx: &mut WriteTx,
         device_id: &str,
         user: &User,
         jws: &str,
+        decision: Decision,
+        key_status: &str,
+        last_seq: &mut Option<i64>,
     ) -> Result<Processed, GateError> {
-        if jws.len() > MAX_JWS_BYTES {
-            return Ok(Processed::Refused(GateError::unprocessable(
-                "decision_too_large",
-                format!("a signed decision is limited to {MAX_JWS_BYTES} bytes"),
-            )));
-        }
-        let header = match jws::decision_header(jws) {
-            Ok(h) => h,
-            Err(e) => return Ok(Processed::Refused(jws_error(&e))),
-        };
-        let Some(kid) = header.get("kid").and_then(Value::as_str) else {
-            return Ok(Processed::Refused(GateError::unprocessable(
-                "malformed_jws",
-                "the JWS header names no key (kid)",
-            )));
-        };
-        let key_row: Option<(String, Vec<u8>, String)> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT device_id, public_key, status FROM device_keys WHERE key_id = $1")
-                .bind(kid)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
-        let Some((key_device, public_key, key_status)) = key_row else {
-            self.alarm(
-                wtx,
-                "unknown_key",
-                json!({"device_id": device_id, "kid": kid}),
-            )
-            .await?;
-            return Ok(Processed::Refused(GateError::unprocessable(
-                "unknown_key",
-                format!("no enrolled key `{kid}`"),
-            )));
-        };
-        if key_device != device_id {
-            self.alarm(
-                wtx,
-                "foreign_key",
-                json!({"device_id": device_id, "kid": kid}),
-            )
-            .await?;
-            return Ok(Processed::Refused(GateError::forbidden(
-                "key_not_of_this_device",
-                "the decision is signed with another device's key",
-            )));
-        }
-        let key_bytes: [u8; 32] = public_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| GateError::internal("stored public key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|e| GateError::internal(format!("stored public key: {e}")))?;
-        let verified = match jws::verify_decision(jws, &key) {
-            Ok(v) => v,
-            Err(e) => {
-                self.alarm(
-                    wtx,
-                    "invalid_decision_signature",
-                    json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
-                )
-                .await?;
-                return Ok(Processed::Refused(jws_error(&e)));
-            }
-        };
-        let decision = verified.decision;
-        if decision.device_id != device_id {
-            return Ok(Processed::Refused(GateError::forbidden(
-                "wrong_device",
-                "the decision names another device",
-            )));
-        }
         let jws_sha256 = sha256_hex(jws.as_bytes());
 
         // Idempotency: the same decision again returns what the gate did the first time.
@@ -290,7 +362,7 @@ impl Gate {
         }
 
         let outcome = self
-            .judge(wtx, device_id, user, &decision, &key_status)
+            .judge(wtx, user, &decision, key_status, *last_seq)
             .await?;
         let kind = match &outcome {
             DecisionOutcome::Applied => AuditEventKind::Decided,
@@ -351,6 +423,9 @@ impl Gate {
                 .await
                 .map_err(DbError::from)?;
         });
+        *last_seq = Some(last_seq.map_or(to_i64(decision.device_seq), |l| {
+            l.max(to_i64(decision.device_seq))
+        }));
         if outcome == DecisionOutcome::Applied {
             self.apply(wtx, user, &decision).await?;
         }
@@ -368,21 +443,14 @@ impl Gate {
     async fn judge(
         &self,
         wtx: &mut WriteTx,
-        device_id: &str,
         user: &User,
         decision: &Decision,
         key_status: &str,
+        last_seq: Option<i64>,
     ) -> Result<DecisionOutcome, GateError> {
         if key_status == "revoked" {
             return Ok(rejected("key_revoked", "the signing key was revoked"));
         }
-        let last_seq: Option<i64> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_scalar("SELECT MAX(device_seq) FROM decisions WHERE device_id = $1")
-                .bind(device_id)
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
         if let Some(last) = last_seq
             && to_i64(decision.device_seq) <= last
         {
@@ -417,7 +485,7 @@ impl Gate {
                 "the lease is for another item or version",
             ));
         }
-        if lease.device_id != device_id {
+        if lease.device_id != decision.device_id {
             return Ok(rejected(
                 "not_lease_holder",
                 "the lease is held by another device",
@@ -464,12 +532,22 @@ impl Gate {
                 "the decision names evidence the gate did not serve for this item version",
             ));
         }
-        let served: ServedItem = serde_json::from_str(&served)
-            .map_err(|e| GateError::internal(format!("stored served item: {e}")))?;
-        if let Some(unknown) = decision
-            .reason_codes
-            .iter()
-            .find(|code| !served.allowed_reasons.iter().any(|r| &r.code == *code))
+        // Parsing the served item costs more than the rest of the checks; only reasons and
+        // corrections need it.
+        let served: Option<ServedItem> =
+            if decision.reason_codes.is_empty() && decision.kind != DecisionKind::Correct {
+                None
+            } else {
+                Some(
+                    serde_json::from_str(&served)
+                        .map_err(|e| GateError::internal(format!("stored served item: {e}")))?,
+                )
+            };
+        if let Some(served) = &served
+            && let Some(unknown) = decision
+                .reason_codes
+                .iter()
+                .find(|code| !served.allowed_reasons.iter().any(|r| &r.code == *code))
         {
             return Ok(rejected(
                 "unknown_reason",
@@ -532,7 +610,12 @@ impl Gate {
                 }
             }
             DecisionKind::Correct => {
-                if let Err(message) = check_corrections(&served, current.as_ref(), lane, decision) {
+                let Some(served) = &served else {
+                    return Err(GateError::internal(
+                        "a correction is checked against its item",
+                    ));
+                };
+                if let Err(message) = check_corrections(served, current.as_ref(), lane, decision) {
                     return Ok(rejected("invalid_correction", message));
                 }
             }
@@ -743,4 +826,100 @@ fn stored_outcome(outcome: &str, code: Option<String>, message: Option<String>) 
             message: message.unwrap_or_default(),
         },
     }
+}
+
+/// A pushed decision after the checks that need no lock.
+enum Precheck {
+    Verified {
+        decision: Decision,
+        kid: String,
+    },
+    Refused {
+        error: GateError,
+        alarm: Option<(&'static str, Value)>,
+    },
+}
+
+/// The key id a JWS names, or why it cannot be read.
+fn header_kid(jws: &str) -> Result<String, GateError> {
+    if jws.len() > MAX_JWS_BYTES {
+        return Err(GateError::unprocessable(
+            "decision_too_large",
+            format!("a signed decision is limited to {MAX_JWS_BYTES} bytes"),
+        ));
+    }
+    let header = jws::decision_header(jws).map_err(|e| jws_error(&e))?;
+    header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            GateError::unprocessable("malformed_jws", "the JWS header names no key (kid)")
+        })
+}
+
+type Verification = Result<(Decision, String), (JwsError, String)>;
+
+/// Verifies signatures on every core: signature checking dominates the cost of a push.
+async fn verify_parallel(
+    work: Vec<(usize, String, VerifyingKey, String)>,
+) -> Result<Vec<(usize, Verification)>, GateError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per_thread = work.len().div_ceil(threads).max(16);
+    let mut handles = Vec::new();
+    let mut work = work.into_iter().peekable();
+    while work.peek().is_some() {
+        let chunk: Vec<_> = work.by_ref().take(per_thread).collect();
+        handles.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|(i, jws, key, kid)| {
+                    let result = match jws::verify_decision(&jws, &key) {
+                        Ok(v) => Ok((v.decision, kid)),
+                        Err(e) => Err((e, kid)),
+                    };
+                    (i, result)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut results = Vec::new();
+    for handle in handles {
+        results.extend(
+            handle
+                .await
+                .map_err(|e| GateError::internal(format!("signature check failed: {e}")))?,
+        );
+    }
+    Ok(results)
+}
+
+/// The current status of every key the push names, read inside the writing transaction.
+async fn key_statuses(
+    wtx: &mut WriteTx,
+    checks: &[Precheck],
+) -> Result<HashMap<String, String>, GateError> {
+    let kids: Vec<&str> = checks
+        .iter()
+        .filter_map(|c| match c {
+            Precheck::Verified { kid, .. } => Some(kid.as_str()),
+            Precheck::Refused { .. } => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut statuses = HashMap::new();
+    for chunk in kids.chunks(500) {
+        let rows: Vec<(String, String)> = on_tx!(&mut wtx.tx, conn => {
+            let mut q = QueryBuilder::new("SELECT key_id, status FROM device_keys WHERE key_id IN (");
+            let mut list = q.separated(", ");
+            for kid in chunk {
+                list.push_bind(*kid);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+        });
+        statuses.extend(rows);
+    }
+    Ok(statuses)
 }
