@@ -204,12 +204,18 @@ impl AuditLog {
             .map_err(DbError::from)?;
         });
         tx.commit().await?;
+        self.note_latest(&signed);
+        Ok(signed)
+    }
+
+    fn note_latest(&self, signed: &SignedCheckpoint) {
         if let Ok(mut latest) = self.latest.lock()
-            && latest.as_ref().is_none_or(|l| l.checkpoint.size < size)
+            && latest
+                .as_ref()
+                .is_none_or(|l| l.checkpoint.size < signed.checkpoint.size)
         {
             *latest = Some(signed.clone());
         }
-        Ok(signed)
     }
 
     /// A receipt for the entry at `index` under `checkpoint`.
@@ -344,7 +350,26 @@ impl WriteTx {
     }
 
     /// Flushes appended entries and nodes, moves the log head and commits.
-    pub async fn commit(mut self, log: &AuditLog) -> Result<(), GateError> {
+    pub async fn commit(self, log: &AuditLog) -> Result<(), GateError> {
+        self.commit_inner(log, false).await.map(|_| ())
+    }
+
+    /// Commits and, when the log grew, signs a checkpoint of the new size in the same
+    /// transaction: the root is known from the frontier, so a caller that needs receipts (a push)
+    /// pays no second durable write for its checkpoint.
+    pub async fn commit_with_checkpoint(
+        self,
+        log: &AuditLog,
+    ) -> Result<Option<SignedCheckpoint>, GateError> {
+        self.commit_inner(log, true).await
+    }
+
+    async fn commit_inner(
+        mut self,
+        log: &AuditLog,
+        sign: bool,
+    ) -> Result<Option<SignedCheckpoint>, GateError> {
+        let mut signed = None;
         if let Some(size) = self.log_size() {
             for chunk in self.pending_entries.chunks(INSERT_CHUNK) {
                 on_tx!(&mut self.tx, conn => {
@@ -377,10 +402,42 @@ impl WriteTx {
                     .await
                     .map_err(DbError::from)?;
             });
+            if sign && !self.pending_entries.is_empty() {
+                let root = self
+                    .frontier
+                    .as_ref()
+                    .map(Frontier::root)
+                    .ok_or_else(|| GateError::internal("log frontier not loaded"))?;
+                let checkpoint = Checkpoint {
+                    origin: log.origin.clone(),
+                    size,
+                    root,
+                    extensions: Vec::new(),
+                };
+                let note = sign_checkpoint(&checkpoint, &log.signer)
+                    .map_err(|e| GateError::internal(format!("signing checkpoint: {e}")))?;
+                on_tx!(&mut self.tx, conn => {
+                    sqlx::query(
+                        "INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (size) DO NOTHING",
+                    )
+                    .bind(to_i64(size))
+                    .bind(root.to_vec())
+                    .bind(&note)
+                    .bind(now_ms())
+                    .execute(conn)
+                    .await
+                    .map_err(DbError::from)?;
+                });
+                signed = Some(SignedCheckpoint { checkpoint, note });
+            }
         }
         self.tx.commit().await?;
         log.remember(&self.pending_nodes);
-        Ok(())
+        if let Some(signed) = &signed {
+            log.note_latest(signed);
+        }
+        Ok(signed)
     }
 }
 

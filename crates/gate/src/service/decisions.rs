@@ -139,8 +139,12 @@ impl Gate {
             };
             processed.push(result);
         }
-        wtx.commit(&self.log).await?;
-        let checkpoint = self.log.checkpoint(&self.db).await?;
+        let checkpoint = match wtx.commit_with_checkpoint(&self.log).await? {
+            Some(signed) => signed,
+            // Nothing new was logged (only repeats or refusals): the latest checkpoint covers
+            // every earlier entry.
+            None => self.log.checkpoint(&self.db).await?,
+        };
         let mut tx = self.db.begin_read().await?;
         let mut results = Vec::with_capacity(processed.len());
         for (position, p) in processed.into_iter().enumerate() {

@@ -513,7 +513,9 @@ impl Gate {
                 .execute(&mut *conn)
                 .await
                 .map_err(DbError::from)?;
-            sqlx::query("UPDATE items SET active_lease_id = NULL, lease_expires_at = NULL WHERE active_lease_id = $1")
+            // By primary key: the lease names its item, and active_lease_id has no index.
+            sqlx::query("UPDATE items SET active_lease_id = NULL, lease_expires_at = NULL WHERE item_id = $1 AND active_lease_id = $2")
+                .bind(&row.item_id)
                 .bind(&row.lease_id)
                 .execute(&mut *conn)
                 .await
