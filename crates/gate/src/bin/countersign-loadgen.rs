@@ -32,49 +32,7 @@ use tokio::task::JoinSet;
 
 /// The gate's test policy: `refer` goes to a human alone, large amounts need two approvals, low
 /// confidence needs one, everything else is released automatically.
-const POLICY: &str = r#"
-version = 1
-name = "loadgen policy"
-protected_features = ["personal_status_and_sex", "age_in_years", "foreign_worker"]
-default_lease_minutes = 30
-max_offline_lease_hours = 72
-
-[[reasons]]
-code = "affordability"
-text = "Repayments are not affordable"
-
-[[reasons]]
-code = "needs-senior"
-text = "Needs a senior reviewer"
-
-[[rules]]
-id = "human-only"
-when = 'decision == "refer"'
-lane = "human_only"
-authority = "amount"
-sla = "8h"
-
-[[rules]]
-id = "four-eyes"
-when = 'amount > 15000.0'
-lane = "review"
-authority = "amount"
-approvals = 2
-sla = "4h"
-
-[[rules]]
-id = "low-confidence"
-when = 'confidence < 0.7'
-lane = "review"
-authority = "amount"
-sla = "4h"
-
-[[rules]]
-id = "default"
-when = 'true'
-lane = "auto"
-qa_sample_rate = 0.0
-"#;
+const POLICY: &str = include_str!("../../../../examples/policy/test.toml");
 
 /// Authority of the reviewers the load generator enrolls: above every single-approval item.
 const REVIEWER_AUTHORITY: f64 = 25_000.0;

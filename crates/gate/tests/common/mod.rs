@@ -13,49 +13,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-pub const TEST_POLICY: &str = r#"
-version = 1
-name = "test policy"
-protected_features = ["personal_status_and_sex", "age_in_years", "foreign_worker"]
-default_lease_minutes = 30
-max_offline_lease_hours = 72
-
-[[reasons]]
-code = "affordability"
-text = "Repayments are not affordable"
-
-[[reasons]]
-code = "needs-senior"
-text = "Needs a senior reviewer"
-
-[[rules]]
-id = "human-only"
-when = 'decision == "refer"'
-lane = "human_only"
-authority = "amount"
-sla = "8h"
-
-[[rules]]
-id = "four-eyes"
-when = 'amount > 15000.0'
-lane = "review"
-authority = "amount"
-approvals = 2
-sla = "4h"
-
-[[rules]]
-id = "low-confidence"
-when = 'confidence < 0.7'
-lane = "review"
-authority = "amount"
-sla = "4h"
-
-[[rules]]
-id = "default"
-when = 'true'
-lane = "auto"
-qa_sample_rate = 0.0
-"#;
+pub const TEST_POLICY: &str = include_str!("../../../../examples/policy/test.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
