@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::Gate;
 use super::identity::User;
-use super::queue::{approvals_given, lease_by_id, parse_uuid};
+use super::queue::{LeaseRow, approvals_given, lease_by_id, parse_uuid};
 use super::releases::{ReleaseDraft, TraceDecision};
 use crate::api::PushResult;
 use crate::db::{DbError, now_ms};
@@ -365,8 +365,10 @@ impl Gate {
             )));
         }
 
+        // The lease and item rows judge() read, handed on so apply() need not read them again.
+        let mut applied_on = None;
         let outcome = self
-            .judge(wtx, user, &decision, key_status, *last_seq)
+            .judge(wtx, user, &decision, key_status, *last_seq, &mut applied_on)
             .await?;
         let kind = match &outcome {
             DecisionOutcome::Applied => AuditEventKind::Decided,
@@ -430,8 +432,8 @@ impl Gate {
         *last_seq = Some(last_seq.map_or(to_i64(decision.device_seq), |l| {
             l.max(to_i64(decision.device_seq))
         }));
-        if outcome == DecisionOutcome::Applied {
-            self.apply(wtx, user, &decision).await?;
+        if let Some((lease, item)) = applied_on {
+            self.apply(wtx, user, &decision, &lease, item).await?;
         }
         Ok(Processed::Logged {
             decision_id: decision.decision_id,
@@ -451,6 +453,7 @@ impl Gate {
         decision: &Decision,
         key_status: &str,
         last_seq: Option<i64>,
+        applied_on: &mut Option<(LeaseRow, ItemRow)>,
     ) -> Result<DecisionOutcome, GateError> {
         if key_status == "revoked" {
             return Ok(rejected("key_revoked", "the signing key was revoked"));
@@ -559,6 +562,7 @@ impl Gate {
             ));
         }
         if decision.kind == DecisionKind::Escalate {
+            *applied_on = Some((lease, item));
             return Ok(DecisionOutcome::Applied);
         }
         if user.authority_limit < item.authority_required {
@@ -625,6 +629,7 @@ impl Gate {
             }
             DecisionKind::Escalate => {}
         }
+        *applied_on = Some((lease, item));
         Ok(DecisionOutcome::Applied)
     }
 
@@ -635,20 +640,12 @@ impl Gate {
         wtx: &mut WriteTx,
         user: &User,
         decision: &Decision,
+        lease: &LeaseRow,
+        item: ItemRow,
     ) -> Result<(), GateError> {
         let item_id = decision.item_id.to_string();
         let version = i64::from(decision.item_version);
-        let lease = lease_by_id(&mut wtx.tx, &decision.lease_id.to_string())
-            .await?
-            .ok_or_else(|| GateError::internal("applied decision without lease"))?;
-        self.end_lease(wtx, &lease, "decided", false).await?;
-        let item: ItemRow = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT lane, status, current_version, authority_required, approvals_required, escalation_level, outcome FROM items WHERE item_id = $1")
-                .bind(&item_id)
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        self.end_lease(wtx, lease, "decided", false).await?;
         match decision.kind {
             DecisionKind::Escalate => {
                 on_tx!(&mut wtx.tx, conn => {
