@@ -5,12 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::DateTime;
 use countersign_core::canonical::{canonicalize, check_canonical, to_canonical_bytes};
-use countersign_core::jws::{SigningKey, key_id, sign_decision, verify_decision};
+use countersign_core::jws::{SigningKey, VerifyingKey, key_id, sign_decision, verify_decision};
 use countersign_core::{Decision, DecisionKind, FieldEdit, V1};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::Signature;
@@ -141,6 +142,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+    interleaved_ratio(&jws, signing_input, &signature, &verifying);
 
     let batch: Vec<String> = (0..1000)
         .map(|seq| sign_decision(&correction(&key, seq), &key).unwrap())
@@ -156,6 +158,30 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// The ratio verify_decision / verify_strict measured with the two calls alternating, so that
+/// load from other processes (which shifts criterion's one-after-the-other runs) hits both alike.
+fn interleaved_ratio(jws: &str, signing_input: &str, signature: &Signature, key: &VerifyingKey) {
+    const ROUNDS: usize = 20_000;
+    let (mut raw, mut full) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        key.verify_strict(black_box(signing_input.as_bytes()), signature)
+            .unwrap();
+        raw.push(start.elapsed());
+        let start = Instant::now();
+        black_box(verify_decision(black_box(jws), key).unwrap());
+        full.push(start.elapsed());
+    }
+    raw.sort();
+    full.sort();
+    let (raw, full) = (raw[ROUNDS / 2], full[ROUNDS / 2]);
+    println!(
+        "interleaved medians over {ROUNDS} rounds: verify_strict {raw:?}, verify_decision \
+         {full:?}, ratio {:.3}",
+        full.as_secs_f64() / raw.as_secs_f64()
+    );
 }
 
 criterion_group!(core, benches);

@@ -477,20 +477,24 @@ mod finite {
 /// UTF-16 order, which also rules out duplicates). A test holds it equal to comparing the bytes
 /// with `canonicalize(bytes)`, the producer's definition.
 pub fn check_canonical(bytes: &[u8]) -> Result<(), CanonError> {
-    if is_canonical(bytes) {
-        return Ok(());
+    canonical_text(bytes).map(drop)
+}
+
+/// [`check_canonical`], handing back the bytes as text so that a caller can deserialize them
+/// without validating the UTF-8 a second time.
+pub(crate) fn canonical_text(bytes: &[u8]) -> Result<&str, CanonError> {
+    if let Some(text) = canonical_or_none(bytes) {
+        return Ok(text);
     }
     // The slow path only runs on refusal, to say precisely what is wrong.
     parse_strict(bytes)?;
     Err(CanonError::NotCanonical)
 }
 
-fn is_canonical(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return false;
-    };
+fn canonical_or_none(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
     let mut checker = Checker { text, pos: 0 };
-    checker.value(0) && checker.pos == bytes.len()
+    (checker.value(0) && checker.pos == bytes.len()).then_some(text)
 }
 
 /// A recognizer for canonical JSON. Every method returns `false` (or `None`) as soon as the input
@@ -591,6 +595,9 @@ impl<'a> Checker<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
+            // Skip the run of bytes that stand for themselves in one tight scan.
+            let rest = bytes.get(self.pos..)?;
+            self.pos += rest.iter().position(|&b| STOPS_STRING[usize::from(b)])?;
             match *bytes.get(self.pos)? {
                 b'"' => break,
                 b'\\' => {
@@ -608,8 +615,7 @@ impl<'a> Checker<'a> {
                     };
                     self.pos += width;
                 }
-                0x00..=0x1f => return None,
-                _ => self.pos += 1,
+                _ => return None,
             }
         }
         let raw = self.text.get(start..self.pos)?;
@@ -632,6 +638,12 @@ impl<'a> Checker<'a> {
         let Some(token) = self.text.get(start..self.pos) else {
             return false;
         };
+        // Integers of up to 15 digits are exact doubles that ECMAScript prints digit for digit;
+        // only a leading zero or a negative zero would be spelt differently.
+        let digits = token.strip_prefix('-').unwrap_or(token);
+        if (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return !digits.starts_with('0') || token == "0";
+        }
         match token.parse::<f64>() {
             Ok(double) if double.is_finite() => {
                 ryu_js::Buffer::new().format_finite(double) == token
@@ -641,10 +653,30 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Bytes that end a run of literal string content: a quote, a backslash, a control character.
+static STOPS_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// JCS orders object members by the UTF-16 code units of their names, which differs from UTF-8
 /// byte order for characters above U+FFFF.
 fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    a.encode_utf16().cmp(b.encode_utf16())
+    // UTF-8 byte order is code point order, and UTF-16 order only departs from it between
+    // U+E000..U+FFFF (lead bytes 0xEE, 0xEF) and supplementary characters (lead bytes from 0xF0).
+    // So when the first differing bytes are both below 0xEE, comparing them decides.
+    match a.bytes().zip(b.bytes()).find(|(x, y)| x != y) {
+        None => a.len().cmp(&b.len()),
+        Some((x, y)) if x < 0xee && y < 0xee => x.cmp(&y),
+        Some(_) => a.encode_utf16().cmp(b.encode_utf16()),
+    }
 }
 
 #[cfg(test)]
@@ -656,6 +688,42 @@ mod tests {
     fn sorts_keys_and_normalizes_numbers() {
         let out = canonicalize(br#"{"b":1,"a":[1.0,2e2]}"#).unwrap();
         assert_eq!(out, br#"{"a":[1,200],"b":1}"#);
+    }
+
+    #[test]
+    fn key_order_is_utf16_order() {
+        let keys = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "\u{7f}",
+            "\u{80}",
+            "é",
+            "\u{7ff}",
+            "\u{800}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{e000}a",
+            "\u{efff}",
+            "\u{f000}",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{10000}\u{10000}",
+            "😂",
+            "\u{10ffff}",
+            "a\u{e000}",
+            "a\u{10000}",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(
+                    utf16_cmp(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16()),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -696,6 +764,17 @@ mod tests {
             "1E+21",
             "1e20",
             "100000000000000000000",
+            "-01",
+            "-",
+            "--1",
+            "1-",
+            "0-",
+            "-5",
+            "10",
+            "123456789012345",
+            "1234567890123456",
+            "12345678901234567",
+            "-999999999999999",
             "0.000001",
             "1e-7",
             "1e-07",

@@ -224,9 +224,9 @@ pub struct VerifiedJws {
     pub payload: Vec<u8>,
 }
 
-/// A compact JWS taken apart: checked for shape, nothing verified yet.
+/// A compact JWS taken apart: checked for shape, nothing decoded or verified yet.
 struct Parts<'a> {
-    header: serde_json::Map<String, Value>,
+    header_b64: &'a str,
     /// `b64(header) '.' b64(payload)`: the bytes the signature covers.
     signing_input: &'a str,
     payload_b64: &'a str,
@@ -253,49 +253,55 @@ fn split(jws: &str) -> Result<Parts<'_>, JwsError> {
         )));
     };
     let signing_input = &jws[..header_b64.len() + 1 + payload_b64.len()];
-    let header_bytes = URL_SAFE_NO_PAD
-        .decode(header_b64)
-        .map_err(|e| JwsError::Malformed(format!("header is not unpadded base64url: {e}")))?;
-    let header = match canonical::parse_strict(&header_bytes) {
-        Ok(Value::Object(header)) => header,
-        Ok(_) => return Err(JwsError::Malformed("header is not a JSON object".into())),
-        Err(e) => return Err(JwsError::Malformed(format!("header is not JSON: {e}"))),
-    };
     Ok(Parts {
-        header,
+        header_b64,
         signing_input,
         payload_b64,
         signature_b64,
     })
 }
 
+type Header = serde_json::Map<String, Value>;
+
+/// Decodes and parses a protected header (strictly: a duplicated parameter is refused).
+fn parse_header(header_b64: &str) -> Result<Header, JwsError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|e| JwsError::Malformed(format!("header is not unpadded base64url: {e}")))?;
+    match canonical::parse_strict(&bytes) {
+        Ok(Value::Object(header)) => Ok(header),
+        Ok(_) => Err(JwsError::Malformed("header is not a JSON object".into())),
+        Err(e) => Err(JwsError::Malformed(format!("header is not JSON: {e}"))),
+    }
+}
+
+/// Refuses any algorithm but EdDSA and any critical extension.
+fn check_alg(header: &Header) -> Result<(), JwsError> {
+    match header.get("alg") {
+        Some(Value::String(alg)) if alg == ALG => {}
+        Some(Value::String(alg)) => return Err(JwsError::UnsupportedAlgorithm(alg.clone())),
+        Some(other) => return Err(JwsError::UnsupportedAlgorithm(other.to_string())),
+        None => return Err(JwsError::Malformed("header has no alg".into())),
+    }
+    if header.contains_key("crit") {
+        return Err(JwsError::CriticalHeader);
+    }
+    Ok(())
+}
+
+fn check_kid(header: &Header, expected: &str) -> Result<(), JwsError> {
+    match header.get("kid") {
+        Some(Value::String(kid)) if kid == expected => Ok(()),
+        Some(Value::String(kid)) => Err(JwsError::KidMismatch {
+            expected: expected.to_owned(),
+            found: kid.clone(),
+        }),
+        Some(_) => Err(JwsError::Malformed("kid is not a string".into())),
+        None => Err(JwsError::MissingKid),
+    }
+}
+
 impl Parts<'_> {
-    /// Refuses any algorithm but EdDSA and any critical extension.
-    fn check_alg(&self) -> Result<(), JwsError> {
-        match self.header.get("alg") {
-            Some(Value::String(alg)) if alg == ALG => {}
-            Some(Value::String(alg)) => return Err(JwsError::UnsupportedAlgorithm(alg.clone())),
-            Some(other) => return Err(JwsError::UnsupportedAlgorithm(other.to_string())),
-            None => return Err(JwsError::Malformed("header has no alg".into())),
-        }
-        if self.header.contains_key("crit") {
-            return Err(JwsError::CriticalHeader);
-        }
-        Ok(())
-    }
-
-    fn check_kid(&self, expected: &str) -> Result<(), JwsError> {
-        match self.header.get("kid") {
-            Some(Value::String(kid)) if kid == expected => Ok(()),
-            Some(Value::String(kid)) => Err(JwsError::KidMismatch {
-                expected: expected.to_owned(),
-                found: kid.clone(),
-            }),
-            Some(_) => Err(JwsError::Malformed("kid is not a string".into())),
-            None => Err(JwsError::MissingKid),
-        }
-    }
-
     /// Decodes signature and payload strictly, then checks the signature.
     fn verify(&self, key: &VerifyingKey) -> Result<Vec<u8>, JwsError> {
         // 64 bytes are exactly 86 unpadded base64url characters.
@@ -334,13 +340,14 @@ pub fn verify_compact(
     expected_kid: Option<&str>,
 ) -> Result<VerifiedJws, JwsError> {
     let parts = split(jws)?;
-    parts.check_alg()?;
+    let header = parse_header(parts.header_b64)?;
+    check_alg(&header)?;
     if let Some(expected) = expected_kid {
-        parts.check_kid(expected)?;
+        check_kid(&header, expected)?;
     }
     let payload = parts.verify(key)?;
     Ok(VerifiedJws {
-        header: Value::Object(parts.header),
+        header: Value::Object(header),
         payload,
     })
 }
@@ -348,7 +355,7 @@ pub fn verify_compact(
 /// The header of a compact JWS, decoded but not verified: enough to find its `kid`, and so the
 /// key to verify it with. Nothing in it may be trusted before verification.
 pub fn decision_header(jws: &str) -> Result<Value, JwsError> {
-    split(jws).map(|parts| Value::Object(parts.header))
+    parse_header(split(jws)?.header_b64).map(Value::Object)
 }
 
 /// Signs a decision with its reviewer's key: a compact JWS with header
@@ -386,24 +393,29 @@ pub struct VerifiedDecision {
 /// `verify_strict` signature, canonical payload, a valid [`Decision`] naming the same key.
 pub fn verify_decision(jws: &str, key: &VerifyingKey) -> Result<VerifiedDecision, JwsError> {
     let parts = split(jws)?;
-    parts.check_alg()?;
-    match parts.header.get("typ") {
-        Some(Value::String(typ)) if typ == DECISION_TYP => {}
-        other => {
-            return Err(JwsError::UnexpectedType {
-                expected: DECISION_TYP.to_owned(),
-                found: other.map_or_else(|| "absent".to_owned(), Value::to_string),
-            });
-        }
-    }
     let kid = key_id(key);
-    parts.check_kid(&kid)?;
+    // sign_decision writes exactly this header; recognising it saves decoding and parsing it.
+    // Any other spelling gets the full checks, which accept it if it says the same thing.
+    if parts.header_b64 != URL_SAFE_NO_PAD.encode(decision_header_json(&kid)) {
+        let header = parse_header(parts.header_b64)?;
+        check_alg(&header)?;
+        match header.get("typ") {
+            Some(Value::String(typ)) if typ == DECISION_TYP => {}
+            other => {
+                return Err(JwsError::UnexpectedType {
+                    expected: DECISION_TYP.to_owned(),
+                    found: other.map_or_else(|| "absent".to_owned(), Value::to_string),
+                });
+            }
+        }
+        check_kid(&header, &kid)?;
+    }
     let payload = parts.verify(key)?;
     // Canonical bytes have no duplicate keys and no lone surrogates, so the ordinary (lenient)
     // deserializer cannot read anything else out of them than any other verifier would.
-    canonical::check_canonical(&payload).map_err(JwsError::PayloadNotCanonical)?;
+    let text = canonical::canonical_text(&payload).map_err(JwsError::PayloadNotCanonical)?;
     let decision: Decision =
-        serde_json::from_slice(&payload).map_err(|e| JwsError::InvalidDecision(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| JwsError::InvalidDecision(e.to_string()))?;
     if decision.key_id != kid {
         return Err(JwsError::KeyMismatch);
     }
@@ -412,6 +424,12 @@ pub fn verify_decision(jws: &str, key: &VerifyingKey) -> Result<VerifiedDecision
         .map_err(|e| JwsError::InvalidDecision(e.to_string()))?;
     check_exact_numbers(&decision)?;
     Ok(VerifiedDecision { decision, payload })
+}
+
+/// The JCS form of a decision's protected header. A key id is base64url, which never needs
+/// escaping, so the literal is canonical (a unit test checks it against the canonicalizer).
+fn decision_header_json(kid: &str) -> String {
+    format!(r#"{{"alg":"{ALG}","kid":"{kid}","typ":"{DECISION_TYP}"}}"#)
 }
 
 /// Refuses integers that JCS would round to a different value, which would make the signed bytes
@@ -483,6 +501,22 @@ mod tests {
             let verified = verify_compact(&jws, &key(1).verifying_key(), Some(kid)).unwrap();
             assert_eq!(verified.header["kid"], kid);
         }
+    }
+
+    #[test]
+    fn decision_header_literal_is_canonical() {
+        let kid = key_id(&key(3).verifying_key());
+        let literal = decision_header_json(&kid);
+        let header = ProtectedHeader {
+            alg: ALG,
+            kid: Some(&kid),
+            typ: Some(DECISION_TYP),
+        };
+        assert_eq!(
+            literal.as_bytes(),
+            canonical::to_canonical_bytes(&header).unwrap()
+        );
+        canonical::check_canonical(literal.as_bytes()).unwrap();
     }
 
     #[test]

@@ -462,6 +462,27 @@ fn critical_headers_and_wrong_types_are_refused() {
 }
 
 #[test]
+fn other_spellings_of_the_decision_header_are_accepted() {
+    // A generic JOSE library may order the members differently or add harmless ones.
+    let signing = key(13);
+    let verifying = signing.verifying_key();
+    let kid = key_id(&verifying);
+    let d = decision(&signing);
+    let payload = to_canonical_bytes(&d).unwrap();
+    for header in [
+        format!(r#"{{"typ":"{DECISION_TYP}","kid":"{kid}","alg":"EdDSA"}}"#),
+        format!(r#"{{ "alg": "EdDSA", "kid": "{kid}", "typ": "{DECISION_TYP}", "cty": "json" }}"#),
+    ] {
+        let jws = forge(header.as_bytes(), &payload, &signing);
+        assert_eq!(
+            verify_decision(&jws, &verifying).unwrap().decision,
+            d,
+            "{header}"
+        );
+    }
+}
+
+#[test]
 fn encoding_is_strict() {
     let signing = key(9);
     let verifying = signing.verifying_key();
