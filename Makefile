@@ -27,9 +27,13 @@ clippy:
 unit:
 	bash scripts/run-tests.sh
 
-# Criterion benchmarks; figures go to BENCHMARKS.md by hand, with the command that produced them.
+# Benchmarks; figures go to BENCHMARKS.md by hand, with the command that produced them.
+# Includes the million-entry audit-bundle check, too slow for the debug test run.
 bench:
 	$(CARGO) bench -p countersign-core
+	$(CARGO) test --release -p countersign-core --test bundle -- --ignored --nocapture
+	$(CARGO) build --release -p countersign-gate --bin countersign-loadgen
+	./target/release/countersign-loadgen
 
 clean:
 	$(CARGO) clean
