@@ -30,6 +30,9 @@ pub struct IngestResult {
     pub release_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// The HTTP status the refusal deserves, used when a single output (not a batch) was posted.
+    #[serde(skip)]
+    pub http_status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -160,15 +160,25 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 /// Post one output or a batch (a JSON array); each is judged on its own.
 #[utoipa::path(post, path = "/v1/outputs", tag = "sources", security(("bearer" = [])),
     request_body(content = Object, description = "An output or an array of outputs"),
-    responses((status = 200, body = IngestResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 200, body = IngestResponse, description = "A result per output (a batch, or a single accepted or duplicate output)"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody, description = "A single output whose id was used for different content"), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody, description = "A single output that is invalid")))]
 async fn ingest(
     State(state): State<AppState>,
     Caller(principal): Caller,
     body: Bytes,
-) -> Result<Json<IngestResponse>, GateError> {
+) -> Result<Response, GateError> {
     let source = principal.source()?;
     let results = state.gate.ingest(source, &body).await?;
-    Ok(Json(IngestResponse { results }))
+    // One output posted on its own is answered with its own status; a batch always gets 200 with
+    // a result per output.
+    let single = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if single
+        && let [only] = results.as_slice()
+        && let (Some(error), Some(status)) = (&only.error, only.http_status)
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        return Ok((status, Json(error.clone())).into_response());
+    }
+    Ok(Json(IngestResponse { results }).into_response())
 }
 
 /// Enroll a desk with a one-time code and its public key.

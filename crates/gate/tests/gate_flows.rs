@@ -605,3 +605,30 @@ both_backends!(a_batch_can_supersede_its_own_item_and_an_earlier_one, |g| {
     assert_eq!(g.count("item_versions").await, 4);
     g.stop().await;
 });
+
+both_backends!(a_single_bad_output_gets_its_own_4xx, |g| {
+    let token = g.source_token.clone();
+    let mut big = output("o-one-big", "APP-97", 5000, 0.9, "approve");
+    big["evidence"]["rationale"] = json!("x".repeat(300 * 1024));
+    let (status, body) = g.post_json("/v1/outputs", Some(&token), &big).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "output_too_large");
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!([deep]);
+    }
+    let mut nested = output("o-one-deep", "APP-98", 5000, 0.9, "approve");
+    nested["input"]["deep"] = deep;
+    let (status, body) = g.post_json("/v1/outputs", Some(&token), &nested).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "output_too_deep");
+    let ok = output("o-one", "APP-99", 5000, 0.9, "approve");
+    let (status, _) = g.post_json("/v1/outputs", Some(&token), &ok).await;
+    assert_eq!(status, 200);
+    let mut reused = ok.clone();
+    reused["confidence"] = json!(0.1);
+    let (status, body) = g.post_json("/v1/outputs", Some(&token), &reused).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(g.count("outputs").await, 1);
+    g.stop().await;
+});

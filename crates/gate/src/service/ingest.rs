@@ -429,6 +429,7 @@ impl Gate {
                 item_version: stored.item_version.and_then(|v| u32::try_from(v).ok()),
                 release_seq: stored.release_seq.and_then(|s| u64::try_from(s).ok()),
                 error: None,
+                http_status: None,
             });
         }
 
@@ -515,6 +516,7 @@ impl Gate {
                 item_version: None,
                 release_seq: Some(release_seq),
                 error: None,
+                http_status: None,
             });
         }
 
@@ -651,6 +653,7 @@ impl Gate {
             item_version: Some(version),
             release_seq: None,
             error: None,
+            http_status: None,
         })
     }
 
@@ -752,6 +755,7 @@ fn rejected(position: usize, output_id: Option<String>, error: &GateError) -> In
         item_version: None,
         release_seq: None,
         error: Some(error.body()),
+        http_status: Some(error.status.as_u16()),
     }
 }
 
