@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::db::DbError;
 
@@ -16,14 +15,7 @@ pub struct GateError {
     pub message: String,
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Stable, machine-readable code, e.g. `unauthorized`, `output_too_large`.
-    pub code: String,
-    /// One line for people.
-    pub message: String,
-}
+pub use countersign_api::ErrorBody;
 
 impl GateError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

@@ -2,7 +2,7 @@
 //! systems. [`service::Gate`] holds the logic; [`http`] and the `countersign-gate` binary only
 //! translate to and from it.
 
-pub mod api;
+pub use countersign_api as api;
 pub mod db;
 pub mod demo;
 pub mod error;

@@ -1,5 +1,6 @@
-//! The request and response bodies of the gate's HTTP API. The domain types they carry are in
-//! `countersign_core`; these add what only the wire needs.
+//! The request and response bodies of the gate's HTTP API, shared by the gate and the desk so
+//! both sides of the wire use one definition. The domain types they carry are in
+//! `countersign_core`; these add what only the wire needs. No I/O here.
 
 use countersign_core::checkpoint::Receipt;
 use countersign_core::{DecisionOutcome, Lane, Lease};
@@ -8,7 +9,14 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ErrorBody;
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable code, e.g. `unauthorized`, `output_too_large`.
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+}
 
 /// What happened to one posted output.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
