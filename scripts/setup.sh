@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests need on Debian/Ubuntu, only when something is missing.
+# Installs what the tests and the demo need on Debian/Ubuntu, only when something is missing:
+# system packages (PostgreSQL for the gate tests, WebKitGTK and its WebDriver for the desktop app,
+# gnome-keyring for the real Secret Service, Xvfb for a headless display), the UI's npm packages
+# and tauri-driver.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(pkg-config build-essential postgresql)
+packages=(
+  pkg-config build-essential curl wget file postgresql
+  libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev
+  webkit2gtk-driver xvfb xauth imagemagick
+  gnome-keyring dbus-x11 libsecret-tools
+)
+command -v node >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,4 +23,14 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver"
+  cargo install tauri-driver --version '^2' --locked --quiet
+fi
+
+if [ -f ui/package-lock.json ] && { [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; }; then
+  echo "setup: installing the UI's npm packages"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
