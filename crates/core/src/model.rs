@@ -44,6 +44,7 @@ impl<'de> Deserialize<'de> for V1 {
 }
 
 /// Which model produced an output.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelRef {
@@ -58,18 +59,21 @@ impl fmt::Display for ModelRef {
 }
 
 /// One feature's contribution to the model's score.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attribution {
     pub feature: String,
     /// The value the model saw for this feature, as in the input snapshot.
     #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub value: Value,
     /// Signed contribution to the score (for a linear model: coefficient x centred value).
     pub weight: f64,
 }
 
 /// A machine-readable reason with its words for people.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonCode {
@@ -78,6 +82,7 @@ pub struct ReasonCode {
 }
 
 /// A document the model cited. Its text is data: it is never interpreted as markup.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
@@ -89,6 +94,7 @@ pub struct Document {
 }
 
 /// What the model offers to justify its proposal.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
@@ -104,6 +110,7 @@ pub struct Evidence {
 
 /// The type of one outcome field, so a reviewer's correction can be validated and edited with the
 /// right control.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FieldType {
@@ -132,6 +139,7 @@ pub enum FieldType {
 
 /// Declares one field of an outcome: its name, its label for people and its type.
 // No `deny_unknown_fields` here: serde does not support it together with `flatten`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldSpec {
     pub name: String,
@@ -255,6 +263,7 @@ pub struct Output {
 }
 
 /// What the policy decides for an output.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
@@ -297,6 +306,7 @@ impl std::str::FromStr for Lane {
 }
 
 /// What the policy recorded when it routed an output.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Routing {
@@ -308,6 +318,7 @@ pub struct Routing {
     pub authority_required: f64,
     /// Distinct approvals needed before release (2 = four-eyes).
     pub approvals_required: u32,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub sla_seconds: u64,
     /// Share of `auto` outputs sampled into QA review, in `[0, 1]`.
     pub qa_sample_rate: f64,
@@ -315,9 +326,11 @@ pub struct Routing {
 
 /// An item as the gate serves it to a reviewer: one version of a held output. Its JCS bytes are
 /// what `evidence_sha256` in a decision hashes, so a decision names exactly what was shown.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServedItem {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub v: V1,
     pub item_id: Uuid,
     /// Starts at 1; a newer output for the same subject makes a new version.
@@ -367,6 +380,7 @@ pub struct Lease {
 }
 
 /// The kind of a human decision.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
@@ -395,12 +409,15 @@ impl fmt::Display for DecisionKind {
 }
 
 /// One field a correction changes.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldEdit {
     pub field: String,
     /// The value that was shown (null when the field was absent or the proposal withheld).
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub from: Value,
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub to: Value,
 }
 
