@@ -1,0 +1,116 @@
+// The only module that talks to Tauri. Everything else in the UI calls these functions, so the
+// command names, argument shapes and error shape live in one place.
+import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+
+import type { Account } from './generated/Account';
+import type { ClaimReport } from './generated/ClaimReport';
+import type { DecideRequest } from './generated/DecideRequest';
+import type { DecisionRecord } from './generated/DecisionRecord';
+import type { DeskStatus } from './generated/DeskStatus';
+import type { ItemDetail } from './generated/ItemDetail';
+import type { PurgeReport } from './generated/PurgeReport';
+import type { QueueEntry } from './generated/QueueEntry';
+import type { SavedDecision } from './generated/SavedDecision';
+import type { SyncProgress } from './generated/SyncProgress';
+import type { SyncReport } from './generated/SyncReport';
+
+/** Codes of the desk plus `internal` for anything that did not come back as `{code, message}`. */
+export type FailureCode = string;
+
+/** A refused or failed command, always with a code the UI can branch on and words for people. */
+export class DeskFailure extends Error {
+  readonly code: FailureCode;
+  constructor(code: FailureCode, message: string) {
+    super(message);
+    this.name = 'DeskFailure';
+    this.code = code;
+  }
+}
+
+/**
+ * Turns whatever a rejected `invoke` gives into a DeskFailure. The shell rejects with
+ * `{code, message}`; Tauri itself rejects with a plain string (unknown command, bad arguments), and
+ * a thrown JS error can surface too: those become `internal` so no failure is ever shown as
+ * "[object Object]" or swallowed.
+ */
+export function toFailure(raw: unknown): DeskFailure {
+  if (raw instanceof DeskFailure) return raw;
+  if (raw !== null && typeof raw === 'object') {
+    const { code, message } = raw as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && code.length > 0) {
+      return new DeskFailure(code, typeof message === 'string' ? message : '');
+    }
+    if (raw instanceof Error) return new DeskFailure('internal', raw.message);
+    if (typeof message === 'string') return new DeskFailure('internal', message);
+  }
+  if (typeof raw === 'string') return new DeskFailure('internal', raw);
+  return new DeskFailure('internal', String(raw));
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (raw) {
+    throw toFailure(raw);
+  }
+}
+
+export const accounts = () => call<Account[]>('accounts');
+
+export const enroll = (gateUrl: string, code: string, deviceName: string) =>
+  call<Account>('enroll', { gateUrl, code, deviceName });
+
+export const status = () => call<DeskStatus>('status');
+
+/** `offlineHours` null claims with a normal lease; a number asks for an offline checkout. */
+export const claim = (limit: number, offlineHours: number | null) =>
+  call<ClaimReport>('claim', { limit, offlineHours });
+
+export const queue = () => call<QueueEntry[]>('queue');
+
+export const item = (itemId: string) => call<ItemDetail>('item', { itemId });
+
+export const decide = (request: DecideRequest) => call<SavedDecision>('decide', { request });
+
+export function sync(onProgress: (p: SyncProgress) => void): Promise<SyncReport> {
+  const channel = new Channel<SyncProgress>();
+  channel.onmessage = onProgress;
+  return call<SyncReport>('sync', { onProgress: channel });
+}
+
+export const decisions = (limit: number) => call<DecisionRecord[]>('decisions', { limit });
+
+export const conflicts = () => call<DecisionRecord[]>('conflicts');
+
+export const purge = (retentionDays: number) => call<PurgeReport>('purge', { retentionDays });
+
+/** Progress of the background sync the desk runs on its own. */
+export function onSyncProgress(handler: (p: SyncProgress) => void): Promise<UnlistenFn> {
+  return listen<SyncProgress>('sync-progress', (event) => handler(event.payload));
+}
+
+/**
+ * The background sync finished. The payload is a SyncReport on success; a failure is reported as a
+ * DeskFailure (the shell sends `{code, message}` for it, possibly wrapped as `{error: ...}`).
+ */
+export function onSyncDone(
+  handler: (result: { report: SyncReport } | { failure: DeskFailure }) => void,
+): Promise<UnlistenFn> {
+  return listen<unknown>('sync-done', (event) => handler(syncDonePayload(event.payload)));
+}
+
+export function syncDonePayload(
+  payload: unknown,
+): { report: SyncReport } | { failure: DeskFailure } {
+  if (payload !== null && typeof payload === 'object') {
+    const p = payload as Record<string, unknown>;
+    if ('Ok' in p) return { report: p.Ok as SyncReport };
+    if ('ok' in p) return { report: p.ok as SyncReport };
+    if ('Err' in p) return { failure: toFailure(p.Err) };
+    if ('error' in p) return { failure: toFailure(p.error) };
+    if (typeof p.code === 'string') return { failure: toFailure(p) };
+    return { report: p as unknown as SyncReport };
+  }
+  return { failure: toFailure(payload) };
+}

@@ -1,0 +1,363 @@
+// The app's state and the actions on it. Components read these fields and call these methods; all
+// backend calls go through ./backend.
+import * as backend from './backend';
+import { DeskFailure, toFailure } from './backend';
+import { explain, type Explained } from './errors';
+import type { DecisionKind } from './generated/DecisionKind';
+import type { DecisionRecord } from './generated/DecisionRecord';
+import type { CorrectionInput } from './generated/CorrectionInput';
+import type { DeskStatus } from './generated/DeskStatus';
+import type { ItemDetail } from './generated/ItemDetail';
+import type { SyncProgress } from './generated/SyncProgress';
+import { DecisionGuard } from './guard';
+import {
+  applyFilter,
+  countRows,
+  neighbour,
+  nextAfterRemoval,
+  NO_FILTER,
+  sortRows,
+  type QueueFilter,
+  type Row,
+} from './queue';
+
+export type Phase = 'loading' | 'first-run' | 'ready' | 'failed';
+export type Dialog = null | 'help' | 'correct' | 'escalate' | 'claim' | 'conflicts';
+
+export interface Notice {
+  kind: 'info' | 'error';
+  title: string;
+  text: string;
+}
+
+/** How many item details stay cached; enough for back-and-forth without holding 10 000. */
+const CACHE_LIMIT = 64;
+const STATUS_EVERY_MS = 5000;
+
+const detailKey = (itemId: string, version: number) => `${itemId}@${version}`;
+
+export class DeskState {
+  phase = $state<Phase>('loading');
+  startupFailure = $state<Explained | null>(null);
+  status = $state.raw<DeskStatus | null>(null);
+  rows = $state.raw<Row[]>([]);
+  filter = $state<QueueFilter>({ ...NO_FILTER });
+  /** Ticks every second for countdowns. */
+  now = $state(Date.now());
+  /** Ticks every 15 s: filtering and counts need no finer clock, and the list stays still. */
+  coarseNow = $state(Date.now());
+  selectedId = $state<string | null>(null);
+  detail = $state.raw<ItemDetail | null>(null);
+  detailFailure = $state<Explained | null>(null);
+  dialog = $state<Dialog>(null);
+  /** The item whose decision is being saved, to disable the buttons. */
+  deciding = $state<string | null>(null);
+  decideFailure = $state<Explained | null>(null);
+  sync = $state.raw<SyncProgress | null>(null);
+  syncing = $state(false);
+  notice = $state<Notice | null>(null);
+  conflictList = $state.raw<DecisionRecord[]>([]);
+
+  visible = $derived(applyFilter(this.rows, this.filter, this.coarseNow));
+  counts = $derived(countRows(this.rows, this.coarseNow));
+
+  private readonly cache = new Map<string, ItemDetail>();
+  private readonly loading = new Map<string, Promise<ItemDetail>>();
+  private readonly guard = new DecisionGuard();
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private unlisten: (() => void)[] = [];
+
+  async start(): Promise<void> {
+    this.timers.push(
+      setInterval(() => (this.now = Date.now()), 1000),
+      setInterval(() => (this.coarseNow = Date.now()), 15000),
+    );
+    try {
+      this.status = await backend.status();
+    } catch (raw) {
+      const failure = toFailure(raw);
+      if (failure.code === 'not_enrolled') {
+        this.phase = 'first-run';
+      } else {
+        this.startupFailure = explain(failure);
+        this.phase = 'failed';
+      }
+      return;
+    }
+    await this.enterReady();
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    for (const u of this.unlisten) u();
+    this.timers = [];
+    this.unlisten = [];
+  }
+
+  async enroll(gateUrl: string, code: string, deviceName: string): Promise<void> {
+    await backend.enroll(gateUrl.trim(), code.trim(), deviceName.trim());
+    this.status = await backend.status();
+    await this.enterReady();
+  }
+
+  private async enterReady(): Promise<void> {
+    this.phase = 'ready';
+    this.timers.push(setInterval(() => void this.refreshStatus(), STATUS_EVERY_MS));
+    try {
+      this.unlisten.push(
+        await backend.onSyncProgress((p) => {
+          this.syncing = true;
+          this.sync = p;
+        }),
+        await backend.onSyncDone((result) => {
+          this.syncing = false;
+          this.sync = null;
+          if ('failure' in result && result.failure.code !== 'gate_unreachable') {
+            this.show(result.failure);
+          }
+          void this.refreshAll();
+        }),
+      );
+    } catch (raw) {
+      // Without events the app still works; the Sync button and polling cover it.
+      console.warn('sync events unavailable', raw);
+    }
+    await this.refreshQueue();
+  }
+
+  async refreshAll(): Promise<void> {
+    await Promise.all([this.refreshStatus(), this.refreshQueue()]);
+  }
+
+  async refreshStatus(): Promise<void> {
+    try {
+      this.status = await backend.status();
+    } catch (raw) {
+      console.warn('status failed', raw);
+    }
+  }
+
+  async refreshQueue(): Promise<void> {
+    try {
+      const entries = await backend.queue();
+      this.rows = sortRows(entries);
+    } catch (raw) {
+      this.show(toFailure(raw));
+      return;
+    }
+    const stillThere =
+      this.selectedId !== null && this.rows.some((r) => r.entry.item_id === this.selectedId);
+    if (stillThere && this.selectedId !== null) {
+      // A sync may have brought a newer version of the shown item.
+      const entry = this.rows.find((r) => r.entry.item_id === this.selectedId)?.entry;
+      if (entry && this.detail && this.detail.entry.item_version !== entry.item_version) {
+        void this.select(entry.item_id);
+      }
+    } else {
+      void this.select(this.visible[0]?.entry.item_id ?? null);
+    }
+  }
+
+  setFilter(patch: Partial<QueueFilter>): void {
+    this.filter = { ...this.filter, ...patch };
+    this.coarseNow = Date.now();
+    if (this.selectedId === null || !this.visible.some((r) => r.entry.item_id === this.selectedId)) {
+      void this.select(this.visible[0]?.entry.item_id ?? null);
+    }
+  }
+
+  private entryOf(itemId: string) {
+    return this.rows.find((r) => r.entry.item_id === itemId)?.entry ?? null;
+  }
+
+  /** The detail of an item, from the cache when it is there, else loaded once (no duplicate calls). */
+  private load(itemId: string): Promise<ItemDetail> {
+    const entry = this.entryOf(itemId);
+    const key = detailKey(itemId, entry?.item_version ?? -1);
+    const cached = this.cache.get(key);
+    if (cached) return Promise.resolve(cached);
+    const pending = this.loading.get(key);
+    if (pending) return pending;
+    const promise = backend
+      .item(itemId)
+      .then((d) => {
+        this.remember(detailKey(itemId, d.entry.item_version), d);
+        return d;
+      })
+      .finally(() => this.loading.delete(key));
+    this.loading.set(key, promise);
+    return promise;
+  }
+
+  private remember(key: string, detail: ItemDetail): void {
+    this.cache.delete(key);
+    this.cache.set(key, detail);
+    while (this.cache.size > CACHE_LIMIT) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest === undefined) break;
+      this.cache.delete(oldest);
+    }
+  }
+
+  /** Shows an item. A cached detail paints synchronously; the neighbours are fetched ahead. */
+  async select(itemId: string | null): Promise<void> {
+    this.selectedId = itemId;
+    this.decideFailure = null;
+    if (itemId === null) {
+      this.detail = null;
+      this.detailFailure = null;
+      return;
+    }
+    const entry = this.entryOf(itemId);
+    const cached = entry ? this.cache.get(detailKey(itemId, entry.item_version)) : undefined;
+    if (cached) {
+      this.detail = cached;
+      this.detailFailure = null;
+    } else {
+      try {
+        const d = await this.load(itemId);
+        if (this.selectedId !== itemId) return;
+        this.detail = d;
+        this.detailFailure = null;
+      } catch (raw) {
+        if (this.selectedId !== itemId) return;
+        this.detail = null;
+        this.detailFailure = explain(toFailure(raw));
+      }
+    }
+    this.prefetchAround(itemId);
+  }
+
+  private prefetchAround(itemId: string): void {
+    for (const step of [1, -1] as const) {
+      const id = neighbour(this.visible, itemId, step);
+      if (id !== null && id !== itemId) this.load(id).catch(() => undefined);
+    }
+  }
+
+  move(step: 1 | -1): void {
+    const id = neighbour(this.visible, this.selectedId, step);
+    if (id !== null && id !== this.selectedId) void this.select(id);
+  }
+
+  /** Whether the shown item can take a decision right now (not in flight, not decided). */
+  get canDecide(): boolean {
+    const d = this.detail;
+    if (!d || this.deciding !== null) return false;
+    if (d.decided) return false;
+    return !this.guard.isDone(detailKey(d.entry.item_id, d.entry.item_version));
+  }
+
+  /**
+   * Saves a decision for the shown item. Returns true when saved. While it runs, further calls for
+   * the same item are ignored (a double press makes one decision). Once saved, the entry leaves the
+   * queue and the next item is shown from the prefetch cache.
+   */
+  async decide(
+    kind: DecisionKind,
+    corrections: CorrectionInput[] = [],
+    reasonCodes: string[] = [],
+    comment: string | null = null,
+  ): Promise<boolean> {
+    const d = this.detail;
+    if (!d) return false;
+    if (kind === 'approve' && d.entry.lane === 'human_only') {
+      this.notice = {
+        kind: 'info',
+        title: 'Nothing to approve',
+        text: 'This item is human only: there is no AI proposal. Press C to set the outcome yourself.',
+      };
+      return false;
+    }
+    const itemId = d.entry.item_id;
+    const key = detailKey(itemId, d.entry.item_version);
+    const visibleBefore = this.visible;
+    this.decideFailure = null;
+    this.deciding = itemId;
+    let outcome: Awaited<ReturnType<DecisionGuard['run']>>;
+    try {
+      outcome = await this.guard.run(key, () =>
+        backend.decide({ item_id: itemId, kind, corrections, reason_codes: reasonCodes, comment }),
+      );
+    } catch (raw) {
+      const failure = toFailure(raw);
+      if (['already_decided', 'lease_lost', 'not_found'].includes(failure.code)) {
+        this.show(failure);
+        this.dialog = null;
+        this.removeAndAdvance(itemId, visibleBefore);
+      } else {
+        this.decideFailure = explain(failure);
+        if (this.dialog === null) this.show(failure);
+      }
+      return false;
+    } finally {
+      this.deciding = null;
+    }
+    if (!outcome.ran) return false;
+    this.dialog = null;
+    this.removeAndAdvance(itemId, visibleBefore);
+    void this.refreshStatus();
+    return true;
+  }
+
+  private removeAndAdvance(itemId: string, visibleBefore: readonly Row[]): void {
+    const next = this.selectedId === itemId ? nextAfterRemoval(visibleBefore, itemId) : this.selectedId;
+    this.rows = this.rows.filter((r) => r.entry.item_id !== itemId);
+    void this.select(next);
+  }
+
+  async runSync(): Promise<void> {
+    if (this.syncing) return;
+    this.syncing = true;
+    this.sync = { phase: 'push', done: 0, total: 0 } as unknown as SyncProgress;
+    try {
+      const report = await backend.sync((p) => (this.sync = p));
+      const n = (x: unknown) => Number(x ?? 0);
+      const parts = [
+        `${n(report.applied)} applied`,
+        n(report.conflicts) ? `${n(report.conflicts)} in conflict` : '',
+        n(report.rejected) + n(report.refused) ? `${n(report.rejected) + n(report.refused)} refused` : '',
+        n(report.pulled) ? `${n(report.pulled)} items updated` : '',
+        n(report.withdrawn) ? `${n(report.withdrawn)} withdrawn` : '',
+      ].filter(Boolean);
+      this.notice = { kind: 'info', title: 'Synced', text: parts.join(', ') + '.' };
+    } catch (raw) {
+      this.show(toFailure(raw));
+    } finally {
+      this.syncing = false;
+      this.sync = null;
+    }
+    await this.refreshAll();
+  }
+
+  async claimItems(limit: number, offlineHours: number | null): Promise<boolean> {
+    try {
+      const report = await backend.claim(limit, offlineHours);
+      this.notice = {
+        kind: 'info',
+        title: report.claimed === 1 ? 'Claimed 1 item' : `Claimed ${report.claimed} items`,
+        text: report.offline
+          ? `Checked out for offline work for ${offlineHours} hours: they can be decided without the gate.`
+          : 'Added to your queue.',
+      };
+    } catch (raw) {
+      this.show(toFailure(raw));
+      return false;
+    }
+    await this.refreshAll();
+    return true;
+  }
+
+  async loadConflicts(): Promise<void> {
+    try {
+      this.conflictList = await backend.conflicts();
+    } catch (raw) {
+      this.show(toFailure(raw));
+    }
+  }
+
+  show(failure: DeskFailure): void {
+    const e = explain(failure);
+    this.notice = { kind: 'error', title: e.title, text: [e.detail, e.help].filter(Boolean).join(' ') };
+  }
+}

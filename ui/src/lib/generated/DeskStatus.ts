@@ -1,0 +1,5 @@
+// TEMPORARY hand-written stand-in for the ts-rs output of src-tauri (same path and name); overwritten when the generator runs.
+import type { Account } from "./Account";
+import type { CheckpointInfo } from "./CheckpointInfo";
+
+export type DeskStatus = { account: Account, online: boolean, queue_count: bigint, pending_sync: bigint, conflicts: bigint, last_sync_at: string | null, last_error: string | null, checkpoint: CheckpointInfo | null, };

@@ -1,0 +1,114 @@
+import type { Lane } from './generated/Lane';
+import type { QueueEntry } from './generated/QueueEntry';
+
+/** A queue entry with what sorting, filtering and the countdown need, parsed once. */
+export interface Row {
+  entry: QueueEntry;
+  dueMs: number;
+  receivedMs: number;
+  subjectKey: string;
+}
+
+export type LaneFilter = 'all' | Lane;
+
+export interface QueueFilter {
+  lane: LaneFilter;
+  overdueOnly: boolean;
+  text: string;
+}
+
+export const NO_FILTER: QueueFilter = { lane: 'all', overdueOnly: false, text: '' };
+
+export function toRow(entry: QueueEntry): Row {
+  return {
+    entry,
+    dueMs: Date.parse(entry.due_at),
+    receivedMs: Date.parse(entry.received_at),
+    subjectKey: entry.subject.toLowerCase(),
+  };
+}
+
+/** Most urgent first: earliest SLA, then oldest, then subject so the order is stable. */
+export function compareRows(a: Row, b: Row): number {
+  return (
+    orderNumber(a.dueMs) - orderNumber(b.dueMs) ||
+    orderNumber(a.receivedMs) - orderNumber(b.receivedMs) ||
+    (a.entry.subject < b.entry.subject ? -1 : a.entry.subject > b.entry.subject ? 1 : 0) ||
+    (a.entry.item_id < b.entry.item_id ? -1 : a.entry.item_id > b.entry.item_id ? 1 : 0)
+  );
+}
+
+// An unparsable time sorts last rather than poisoning the comparison with NaN.
+function orderNumber(ms: number): number {
+  return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
+}
+
+export function sortRows(entries: readonly QueueEntry[]): Row[] {
+  return entries.map(toRow).sort(compareRows);
+}
+
+export function matches(row: Row, filter: QueueFilter, nowMs: number): boolean {
+  if (filter.lane !== 'all' && row.entry.lane !== filter.lane) return false;
+  if (filter.overdueOnly && !(row.dueMs <= nowMs)) return false;
+  const text = filter.text.trim().toLowerCase();
+  if (text && !row.subjectKey.includes(text)) return false;
+  return true;
+}
+
+export function applyFilter(rows: readonly Row[], filter: QueueFilter, nowMs: number): Row[] {
+  if (filter.lane === 'all' && !filter.overdueOnly && filter.text.trim() === '') {
+    return rows as Row[];
+  }
+  return rows.filter((r) => matches(r, filter, nowMs));
+}
+
+export interface Counts {
+  total: number;
+  overdue: number;
+  offline: number;
+  byLane: Record<Lane, number>;
+}
+
+export function countRows(rows: readonly Row[], nowMs: number): Counts {
+  const counts: Counts = {
+    total: rows.length,
+    overdue: 0,
+    offline: 0,
+    byLane: { auto: 0, review: 0, human_only: 0 },
+  };
+  for (const r of rows) {
+    if (r.dueMs <= nowMs) counts.overdue += 1;
+    if (r.entry.offline) counts.offline += 1;
+    counts.byLane[r.entry.lane] = (counts.byLane[r.entry.lane] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/**
+ * The item to show after `removedId` leaves the visible list: the one that took its place, else
+ * the one before it, else nothing.
+ */
+export function nextAfterRemoval(
+  visibleBefore: readonly Row[],
+  removedId: string,
+): string | null {
+  const index = visibleBefore.findIndex((r) => r.entry.item_id === removedId);
+  if (index < 0) return visibleBefore[0]?.entry.item_id ?? null;
+  const after = visibleBefore[index + 1] ?? visibleBefore[index - 1];
+  return after?.entry.item_id ?? null;
+}
+
+/** The neighbour of `currentId` in `rows`, `step` = +1 (next) or -1 (previous), clamped. */
+export function neighbour(rows: readonly Row[], currentId: string | null, step: 1 | -1): string | null {
+  if (rows.length === 0) return null;
+  const index = currentId === null ? -1 : rows.findIndex((r) => r.entry.item_id === currentId);
+  if (index < 0) return rows[step === 1 ? 0 : rows.length - 1]!.entry.item_id;
+  const target = Math.min(rows.length - 1, Math.max(0, index + step));
+  return rows[target]!.entry.item_id;
+}
+
+export const LANE_WORDS: Record<Lane, string> = {
+  auto: 'QA sample',
+  review: 'Review',
+  human_only: 'Human only',
+};

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { applyFilter, countRows, neighbour, nextAfterRemoval, NO_FILTER, sortRows } from '../src/lib/queue';
+import { entry } from './fixtures';
+
+const now = Date.parse('2026-11-24T12:00:00Z');
+
+const entries = [
+  entry({ item_id: 'c', subject: 'application-3', due_at: '2026-11-24T15:00:00Z', received_at: '2026-11-24T09:00:00Z' }),
+  entry({ item_id: 'a', subject: 'application-1', due_at: '2026-11-24T11:00:00Z', lane: 'human_only', offline: true }),
+  entry({ item_id: 'b2', subject: 'Application-22', due_at: '2026-11-24T13:00:00Z', received_at: '2026-11-24T08:30:00Z' }),
+  entry({ item_id: 'b1', subject: 'application-21', due_at: '2026-11-24T13:00:00Z', received_at: '2026-11-24T08:00:00Z' }),
+  entry({ item_id: 'z', subject: 'application-9', due_at: 'not a time' }),
+];
+
+describe('queue order', () => {
+  it('sorts by SLA, then by arrival, and puts unparsable times last', () => {
+    expect(sortRows(entries).map((r) => r.entry.item_id)).toEqual(['a', 'b1', 'b2', 'c', 'z']);
+  });
+
+  it('breaks full ties by subject so the order is stable', () => {
+    const same = { due_at: '2026-11-24T13:00:00Z', received_at: '2026-11-24T08:00:00Z' };
+    const rows = sortRows([entry({ item_id: 'y', subject: 'b', ...same }), entry({ item_id: 'x', subject: 'a', ...same })]);
+    expect(rows.map((r) => r.entry.subject)).toEqual(['a', 'b']);
+  });
+});
+
+describe('queue filters and counts', () => {
+  const rows = sortRows(entries);
+  const ids = (f: Partial<typeof NO_FILTER>) => applyFilter(rows, { ...NO_FILTER, ...f }, now).map((r) => r.entry.item_id);
+
+  it('returns everything without a filter', () => {
+    expect(ids({})).toEqual(['a', 'b1', 'b2', 'c', 'z']);
+  });
+
+  it('filters by lane', () => {
+    expect(ids({ lane: 'human_only' })).toEqual(['a']);
+    expect(ids({ lane: 'review' })).toEqual(['b1', 'b2', 'c', 'z']);
+    expect(ids({ lane: 'auto' })).toEqual([]);
+  });
+
+  it('filters overdue items against the given clock', () => {
+    expect(ids({ overdueOnly: true })).toEqual(['a']);
+    expect(applyFilter(rows, { ...NO_FILTER, overdueOnly: true }, Date.parse('2026-11-24T14:00:00Z')).map((r) => r.entry.item_id)).toEqual(['a', 'b1', 'b2']);
+  });
+
+  it('filters on the subject, case-insensitively and trimmed', () => {
+    expect(ids({ text: ' APPLICATION-2 ' })).toEqual(['b1', 'b2']);
+    expect(ids({ text: 'nothing' })).toEqual([]);
+  });
+
+  it('combines filters', () => {
+    expect(ids({ text: 'application-2', overdueOnly: true })).toEqual([]);
+    expect(ids({ text: 'application-1', lane: 'human_only', overdueOnly: true })).toEqual(['a']);
+  });
+
+  it('counts totals, overdue, offline and lanes', () => {
+    expect(countRows(rows, now)).toEqual({ total: 5, overdue: 1, offline: 1, byLane: { auto: 0, review: 4, human_only: 1 } });
+  });
+
+  it('handles 10 000 entries quickly', () => {
+    const many = Array.from({ length: 10000 }, (_, i) =>
+      entry({ item_id: `i${i}`, subject: `application-${i}`, due_at: new Date(now + ((i * 7919) % 10000) * 1000).toISOString() }),
+    );
+    const t0 = performance.now();
+    const sorted = sortRows(many);
+    const filtered = applyFilter(sorted, { ...NO_FILTER, text: '99' }, now);
+    const elapsed = performance.now() - t0;
+    expect(sorted[0]!.dueMs).toBeLessThanOrEqual(sorted[9999]!.dueMs);
+    expect(filtered.every((r) => r.entry.subject.includes('99'))).toBe(true);
+    expect(elapsed).toBeLessThan(500);
+  });
+});
+
+describe('moving through the queue', () => {
+  const rows = sortRows(entries);
+
+  it('moves to the next and previous item and stops at the ends', () => {
+    expect(neighbour(rows, 'a', 1)).toBe('b1');
+    expect(neighbour(rows, 'b1', -1)).toBe('a');
+    expect(neighbour(rows, 'a', -1)).toBe('a');
+    expect(neighbour(rows, 'z', 1)).toBe('z');
+    expect(neighbour(rows, null, 1)).toBe('a');
+    expect(neighbour(rows, 'gone', -1)).toBe('z');
+    expect(neighbour([], 'a', 1)).toBeNull();
+  });
+
+  it('shows the item that takes the place of a decided one, else the one before', () => {
+    expect(nextAfterRemoval(rows, 'b1')).toBe('b2');
+    expect(nextAfterRemoval(rows, 'z')).toBe('c');
+    expect(nextAfterRemoval(rows.slice(0, 1), 'a')).toBeNull();
+    expect(nextAfterRemoval(rows, 'not-there')).toBe('a');
+  });
+});
