@@ -83,7 +83,8 @@ for (let i = 0; i < N; i++) {
         { name: 'amount', label: 'Amount (EUR)', type: 'integer', min: 250, max: 20000 },
         { name: 'term_months', label: 'Term (months)', type: 'integer', min: 4, max: 72 },
       ],
-      evidence: {
+      // As the gate serves it: a human-only item carries no model evidence beyond documents.
+      evidence: lane === 'human_only' ? { attributions: [], reason_codes: [], documents: [{ title: 'Application summary', text: `Application ${subject}\nRequested: ${amount} EUR over ${term} months\n`, uri: null }], rationale: null } : {
         attributions,
         reason_codes: [
           { code: 'R-duration_in_month', text: `Long loan duration (${term} months) lowers the score` },
@@ -99,7 +100,7 @@ for (let i = 0; i < N; i++) {
     evidence_sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
     current_outcome: lane === 'human_only' ? null : { decision, amount, term_months: term },
     approvals_required: amount > 15000 ? 2 : 1, approvals_given: 0,
-    protected_attributions: attributions.filter((a) => PROTECTED.includes(a.feature) && a.weight !== 0).map((a) => a.feature),
+    protected_attributions: lane === 'human_only' ? [] : attributions.filter((a) => PROTECTED.includes(a.feature) && a.weight !== 0).map((a) => a.feature),
     decided: null,
   });
 }

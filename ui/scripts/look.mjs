@@ -41,6 +41,8 @@ const browser = await chromium.launch({
 const problems = [];
 async function page(query = '', scheme = 'light') {
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: scheme });
+  // The app runs with Tauri's freezePrototype: nothing may patch Object.prototype.
+  await context.addInitScript(() => Object.freeze(Object.prototype));
   const p = await context.newPage();
   p.on('console', (m) => {
     if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${query}: ${m.text()}`);
@@ -79,15 +81,26 @@ for (let i = 0; i < 40; i++) {
 times.sort((a, b) => a - b);
 console.log(`J to next item painted (10 000 items, mock backend): median ${times[20].toFixed(1)} ms, p95 ${times[37].toFixed(1)} ms`);
 
-// Approve with A twice quickly: one decision.
-const rowsBefore = await p.locator('[data-testid=count-total]').textContent();
+// Approve with A twice quickly: one decision (the second press lands on the next item before
+// it has been on screen for the dwell time, or on the first while it is in flight).
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
+const rowsBefore = Number(await p.locator('[data-testid=count-total]').textContent());
 await p.keyboard.press('a');
 await p.keyboard.press('a');
-await p.waitForTimeout(200);
-const rowsAfter = await p.locator('[data-testid=count-total]').textContent();
+await p.waitForTimeout(400);
+const rowsAfter = Number(await p.locator('[data-testid=count-total]').textContent());
 console.log(`double A: total ${rowsBefore} -> ${rowsAfter}`);
+if (rowsBefore - rowsAfter !== 1) problems.push(`double A made ${rowsBefore - rowsAfter} decisions`);
+// A, then A again once the next item is armed: two decisions, each on an item that was seen.
+await p.keyboard.press('a');
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
+await p.keyboard.press('a');
+await p.waitForTimeout(100);
+const rowsLater = Number(await p.locator('[data-testid=count-total]').textContent());
+if (rowsAfter - rowsLater !== 2) problems.push(`two deliberate A presses made ${rowsAfter - rowsLater} decisions`);
 
 // Correction editor with a validation error showing.
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
 await p.keyboard.press('c');
 await p.waitForSelector('[data-testid=correction-editor]');
 await p.fill('[data-testid=field-amount]', '25000');

@@ -29,6 +29,8 @@ describe('backend module', () => {
     invoke.mockResolvedValue({});
     await backend.enroll('http://127.0.0.1:8443', 'CODE', 'laptop');
     expect(invoke).toHaveBeenLastCalledWith('enroll', { gateUrl: 'http://127.0.0.1:8443', code: 'CODE', deviceName: 'laptop' });
+    await backend.enroll('http://127.0.0.1:8443', 'CODE', null);
+    expect(invoke).toHaveBeenLastCalledWith('enroll', { gateUrl: 'http://127.0.0.1:8443', code: 'CODE', deviceName: null });
     await backend.item('id-1');
     expect(invoke).toHaveBeenLastCalledWith('item', { itemId: 'id-1' });
     await backend.claim(20, 8);

@@ -53,3 +53,13 @@ describe('double-press guard', () => {
     expect(await guard.run('item@2', async () => 3)).toEqual({ ran: true, value: 3 });
   });
 });
+
+describe('dwell before a decision key', () => {
+  it('ignores decision keys until the item has been on screen for the dwell time', async () => {
+    const { dwellOver, DWELL_MS } = await import('../src/lib/guard');
+    expect(dwellOver(1000, 1000)).toBe(false);
+    expect(dwellOver(1000, 1000 + DWELL_MS - 1)).toBe(false);
+    expect(dwellOver(1000, 1000 + DWELL_MS)).toBe(true);
+    expect(dwellOver(1000, 1050, 50)).toBe(true);
+  });
+});

@@ -58,7 +58,8 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 export const accounts = () => call<Account[]>('accounts');
 
-export const enroll = (gateUrl: string, code: string, deviceName: string) =>
+/** `deviceName` null lets the shell name the device after the computer's host name. */
+export const enroll = (gateUrl: string, code: string, deviceName: string | null) =>
   call<Account>('enroll', { gateUrl, code, deviceName });
 
 export const status = () => call<DeskStatus>('status');

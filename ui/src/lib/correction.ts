@@ -1,11 +1,11 @@
 import type { CorrectionInput } from './generated/CorrectionInput';
 import type { FieldSpec } from './generated/FieldSpec';
-import type { JsonValue } from './generated/serde_json/JsonValue';
 
-type Outcome = { [key in string]?: JsonValue } | null | undefined;
+/** An outcome as JSON: the proposal, the outcome in force, or nothing (human-only). */
+type Outcome = { readonly [key: string]: unknown } | null | undefined;
 
 /** The text shown in a field's input for a JSON value. */
-export function inputText(value: JsonValue | undefined): string {
+export function inputText(value: unknown): string {
   if (value === null || value === undefined) return '';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
@@ -19,7 +19,7 @@ export function initialDraft(schema: readonly FieldSpec[], baseline: Outcome): R
   return draft;
 }
 
-export type Parsed = { ok: true; value: JsonValue } | { ok: false; error: string };
+export type Parsed = { ok: true; value: string | number } | { ok: false; error: string };
 
 // Integers are checked as decimal text so "12e3", "0x10" or "1.0" are not silently accepted.
 const INTEGER = /^[+-]?\d+$/;
@@ -82,7 +82,7 @@ export interface CorrectionCheck {
   ok: boolean;
 }
 
-function sameValue(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+function sameValue(a: unknown, b: unknown): boolean {
   if (a === undefined || a === null) return b === undefined || b === null;
   if (typeof a === 'object' || typeof b === 'object') return JSON.stringify(a) === JSON.stringify(b);
   return a === b;

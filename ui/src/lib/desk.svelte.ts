@@ -9,7 +9,7 @@ import type { CorrectionInput } from './generated/CorrectionInput';
 import type { DeskStatus } from './generated/DeskStatus';
 import type { ItemDetail } from './generated/ItemDetail';
 import type { SyncProgress } from './generated/SyncProgress';
-import { DecisionGuard } from './guard';
+import { DecisionGuard, DWELL_MS, dwellOver } from './guard';
 import {
   applyFilter,
   countRows,
@@ -57,6 +57,10 @@ export class DeskState {
   syncing = $state(false);
   notice = $state<Notice | null>(null);
   conflictList = $state.raw<DecisionRecord[]>([]);
+  /** The shown item has been on screen for DWELL_MS and takes decision keys (see guard.ts). */
+  armed = $state(false);
+  private shownAt = 0;
+  private armTimer: ReturnType<typeof setTimeout> | undefined;
 
   visible = $derived(applyFilter(this.rows, this.filter, this.coarseNow));
   counts = $derived(countRows(this.rows, this.coarseNow));
@@ -95,7 +99,8 @@ export class DeskState {
   }
 
   async enroll(gateUrl: string, code: string, deviceName: string): Promise<void> {
-    await backend.enroll(gateUrl.trim(), code.trim(), deviceName.trim());
+    const name = deviceName.trim();
+    await backend.enroll(gateUrl.trim(), code.trim(), name === '' ? null : name);
     this.status = await backend.status();
     await this.enterReady();
   }
@@ -211,14 +216,12 @@ export class DeskState {
     const entry = this.entryOf(itemId);
     const cached = entry ? this.cache.get(detailKey(itemId, entry.item_version)) : undefined;
     if (cached) {
-      this.detail = cached;
-      this.detailFailure = null;
+      this.showDetail(cached);
     } else {
       try {
         const d = await this.load(itemId);
         if (this.selectedId !== itemId) return;
-        this.detail = d;
-        this.detailFailure = null;
+        this.showDetail(d);
       } catch (raw) {
         if (this.selectedId !== itemId) return;
         this.detail = null;
@@ -226,6 +229,22 @@ export class DeskState {
       }
     }
     this.prefetchAround(itemId);
+  }
+
+  private showDetail(d: ItemDetail): void {
+    const changed = this.detail?.entry.item_id !== d.entry.item_id;
+    this.detail = d;
+    this.detailFailure = null;
+    if (!changed) return;
+    this.shownAt = performance.now();
+    this.armed = false;
+    clearTimeout(this.armTimer);
+    this.armTimer = setTimeout(() => (this.armed = true), DWELL_MS);
+  }
+
+  /** Whether a decision key may act now: the item can be decided and has been seen. */
+  keysReady(now = performance.now()): boolean {
+    return this.canDecide && dwellOver(this.shownAt, now);
   }
 
   private prefetchAround(itemId: string): void {

@@ -1,5 +1,3 @@
-import type { JsonValue } from './generated/serde_json/JsonValue';
-
 const amountFormat = new Intl.NumberFormat('en-GB', { maximumFractionDigits: 2 });
 
 /** "12 000" style grouping with a thin space, the same whatever the OS locale. */
@@ -14,12 +12,12 @@ export function formatPercent(p: number | null | undefined): string {
 }
 
 /** Any JSON value as one line of plain text. */
-export function valueText(v: JsonValue | undefined): string {
+export function valueText(v: unknown): string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'string') return v;
   if (typeof v === 'number') return Number.isInteger(v) ? formatAmount(v) : String(v);
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
-  return JSON.stringify(v);
+  return JSON.stringify(v) ?? String(v);
 }
 
 /** "credit_amount" → "credit amount": attribute names made readable, the raw name kept elsewhere. */

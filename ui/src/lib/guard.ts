@@ -37,3 +37,14 @@ export class DecisionGuard {
     this.done.delete(itemId);
   }
 }
+
+/**
+ * Decision keys wait this long after a new item is painted. A double tap on A would otherwise
+ * approve the item that replaced the first one before the reviewer has seen it.
+ */
+export const DWELL_MS = 200;
+
+/** Whether an item shown at `shownAt` has been on screen long enough to take a decision key. */
+export function dwellOver(shownAt: number, now: number, dwellMs = DWELL_MS): boolean {
+  return now - shownAt >= dwellMs;
+}

@@ -2,4 +2,4 @@
 import type { Account } from "./Account";
 import type { CheckpointInfo } from "./CheckpointInfo";
 
-export type DeskStatus = { account: Account, online: boolean, queue_count: bigint, pending_sync: bigint, conflicts: bigint, last_sync_at: string | null, last_error: string | null, checkpoint: CheckpointInfo | null, };
+export type DeskStatus = { account: Account, online: boolean, queue_count: number, pending_sync: number, conflicts: number, last_sync_at: string | null, last_error: string | null, checkpoint: CheckpointInfo | null, };

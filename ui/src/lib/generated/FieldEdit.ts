@@ -1,4 +1,2 @@
 // TEMPORARY hand-written stand-in for the ts-rs output of src-tauri (same path and name); overwritten when the generator runs.
-import type { JsonValue } from "./serde_json/JsonValue";
-
-export type FieldEdit = { field: string, from: JsonValue, to: JsonValue, };
+export type FieldEdit = { field: string, from: unknown, to: unknown, };

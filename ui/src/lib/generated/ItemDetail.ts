@@ -2,6 +2,5 @@
 import type { DecisionRecord } from "./DecisionRecord";
 import type { QueueEntry } from "./QueueEntry";
 import type { ServedItem } from "./ServedItem";
-import type { JsonValue } from "./serde_json/JsonValue";
 
-export type ItemDetail = { entry: QueueEntry, item: ServedItem, evidence_sha256: string, current_outcome: { [key in string]?: JsonValue } | null, approvals_required: number, approvals_given: number, protected_attributions: Array<string>, decided: DecisionRecord | null, };
+export type ItemDetail = { entry: QueueEntry, item: ServedItem, evidence_sha256: string, current_outcome: Record<string, unknown> | null, approvals_required: number, approvals_given: number, protected_attributions: Array<string>, decided: DecisionRecord | null, };

@@ -1,2 +1,2 @@
 // TEMPORARY hand-written stand-in for the ts-rs output of src-tauri (same path and name); overwritten when the generator runs.
-export type PurgeReport = { items_purged: bigint, };
+export type PurgeReport = { items_purged: number, };
