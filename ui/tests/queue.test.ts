@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyFilter, countRows, neighbour, nextAfterRemoval, NO_FILTER, sortRows } from '../src/lib/queue';
+import { applyFilter, countRows, neighbour, nextAfterRemoval, NO_FILTER, sameQueue, sortRows } from '../src/lib/queue';
 import { entry } from './fixtures';
 
 const now = Date.parse('2026-11-24T12:00:00Z');
@@ -89,5 +89,22 @@ describe('moving through the queue', () => {
     expect(nextAfterRemoval(rows, 'z')).toBe('c');
     expect(nextAfterRemoval(rows.slice(0, 1), 'a')).toBeNull();
     expect(nextAfterRemoval(rows, 'not-there')).toBe('a');
+  });
+});
+
+describe('reloading the queue', () => {
+  const rows = sortRows(entries);
+
+  it('recognises an unchanged queue in any order', () => {
+    expect(sameQueue(rows, [...entries].reverse())).toBe(true);
+  });
+
+  it('sees a new version, a new due time, a removed or an added item', () => {
+    const changed = (i: number, over: Parameters<typeof entry>[0]) => entries.map((e, j) => (j === i ? { ...e, ...over } : e));
+    expect(sameQueue(rows, changed(0, { item_version: 2 }))).toBe(false);
+    expect(sameQueue(rows, changed(1, { due_at: '2026-11-25T00:00:00Z' }))).toBe(false);
+    expect(sameQueue(rows, changed(2, { offline: true }))).toBe(false);
+    expect(sameQueue(rows, entries.slice(1))).toBe(false);
+    expect(sameQueue(rows, [...entries.slice(1), entry({ item_id: 'new' })])).toBe(false);
   });
 });

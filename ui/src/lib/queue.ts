@@ -47,6 +47,27 @@ export function sortRows(entries: readonly QueueEntry[]): Row[] {
   return entries.map(toRow).sort(compareRows);
 }
 
+/** Whether `entries` (in any order) are exactly the rows already shown: same items, versions, times. */
+export function sameQueue(rows: readonly Row[], entries: readonly QueueEntry[]): boolean {
+  if (rows.length !== entries.length) return false;
+  const shown = new Map<string, QueueEntry>();
+  for (const r of rows) shown.set(r.entry.item_id, r.entry);
+  for (const e of entries) {
+    const old = shown.get(e.item_id);
+    if (
+      !old ||
+      old.item_version !== e.item_version ||
+      old.due_at !== e.due_at ||
+      old.lease_expires_at !== e.lease_expires_at ||
+      old.offline !== e.offline ||
+      old.escalation_level !== e.escalation_level
+    ) {
+      return false;
+    }
+  }
+  return true;
+}
+
 export function matches(row: Row, filter: QueueFilter, nowMs: number): boolean {
   if (filter.lane !== 'all' && row.entry.lane !== filter.lane) return false;
   if (filter.overdueOnly && !(row.dueMs <= nowMs)) return false;

@@ -1,0 +1,138 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { entry } from './fixtures';
+
+// The app state against a fake shell: what a reviewer's key presses do to the queue and the calls
+// the backend receives.
+const invoke = vi.fn();
+vi.mock('@tauri-apps/api/core', () => ({
+  invoke: (...args: unknown[]) => invoke(...args),
+  Channel: class {
+    onmessage: (m: unknown) => void = () => undefined;
+  },
+}));
+vi.mock('@tauri-apps/api/event', () => ({ listen: async () => () => undefined }));
+
+const { DeskState } = await import('../src/lib/desk.svelte');
+
+const entries = ['a', 'b', 'c'].map((id, i) =>
+  entry({ item_id: id, subject: `application-${id}`, due_at: `2026-11-24T1${i}:00:00Z` }),
+);
+
+function detail(e: ReturnType<typeof entry>) {
+  return {
+    entry: e,
+    item: { item_id: e.item_id, routing: { lane: e.lane }, outcome_schema: [], allowed_reasons: [] },
+    evidence_sha256: 'x',
+    current_outcome: null,
+    approvals_required: 1,
+    approvals_given: 0,
+    protected_attributions: [],
+    decided: null,
+  };
+}
+
+let decideResolvers: ((v: unknown) => void)[] = [];
+let itemCalls: string[] = [];
+
+beforeEach(() => {
+  decideResolvers = [];
+  itemCalls = [];
+  invoke.mockReset();
+  invoke.mockImplementation(async (cmd: string, args: Record<string, any>) => {
+    switch (cmd) {
+      case 'status':
+        return { account: {}, online: true, queue_count: entries.length, pending_sync: 0, conflicts: 0, last_sync_at: null, last_error: null, checkpoint: null };
+      case 'queue':
+        return entries;
+      case 'item':
+        itemCalls.push(args.itemId);
+        return detail(entries.find((e) => e.item_id === args.itemId)!);
+      case 'decide':
+        return new Promise((resolve) => decideResolvers.push(resolve));
+      default:
+        throw { code: 'not_found', message: cmd };
+    }
+  });
+});
+
+let desk: InstanceType<typeof DeskState> | null = null;
+afterEach(() => desk?.stop());
+
+async function ready() {
+  desk = new DeskState();
+  await desk.start();
+  await vi.waitFor(() => expect(desk!.detail?.entry.item_id).toBe('a'));
+  // The neighbours are fetched ahead.
+  await vi.waitFor(() => expect(itemCalls).toContain('b'));
+  return desk;
+}
+
+describe('deciding in the app state', () => {
+  it('opens on the most urgent item and prefetches the next one', async () => {
+    const d = await ready();
+    expect(d.visible.map((r) => r.entry.item_id)).toEqual(['a', 'b', 'c']);
+    expect(d.phase).toBe('ready');
+  });
+
+  it('makes one decision from a double press and then shows the next item from the cache', async () => {
+    const d = await ready();
+    const first = d.decide('approve');
+    const second = d.decide('approve');
+    expect(d.canDecide).toBe(false);
+    expect(await second).toBe(false);
+    expect(invoke.mock.calls.filter(([c]) => c === 'decide')).toHaveLength(1);
+    decideResolvers[0]!({ decision_id: 'd1', device_seq: 1, item_id: 'a', kind: 'approve', saved_at: '' });
+    expect(await first).toBe(true);
+    // The next item is on screen without another `item` call.
+    const before = itemCalls.filter((id) => id === 'b').length;
+    expect(d.detail?.entry.item_id).toBe('b');
+    expect(itemCalls.filter((id) => id === 'b').length).toBe(before);
+    expect(d.rows.map((r) => r.entry.item_id)).toEqual(['b', 'c']);
+  });
+
+  it('keeps the item when the desk refuses the decision, and drops it when already decided', async () => {
+    const d = await ready();
+    invoke.mockImplementationOnce(async () => {
+      throw { code: 'invalid_decision', message: 'a correction must change something' };
+    });
+    expect(await d.decide('correct', [], ['R-x'])).toBe(false);
+    expect(d.decideFailure?.code).toBe('invalid_decision');
+    expect(d.rows).toHaveLength(3);
+    invoke.mockImplementationOnce(async () => {
+      throw { code: 'already_decided', message: 'decided before' };
+    });
+    expect(await d.decide('approve')).toBe(false);
+    expect(d.rows.map((r) => r.entry.item_id)).toEqual(['b', 'c']);
+    expect(d.notice?.title).toBe('Already decided');
+  });
+
+  it('does not approve a human-only item', async () => {
+    entries[0] = { ...entries[0]!, lane: 'human_only' };
+    try {
+      const d = await ready();
+      expect(await d.decide('approve')).toBe(false);
+      expect(invoke.mock.calls.some(([c]) => c === 'decide')).toBe(false);
+    } finally {
+      entries[0] = { ...entries[0]!, lane: 'review' };
+    }
+  });
+
+  it('moves with next and previous within the filtered list', async () => {
+    const d = await ready();
+    d.move(1);
+    await vi.waitFor(() => expect(d.detail?.entry.item_id).toBe('b'));
+    d.setFilter({ text: 'application-c' });
+    await vi.waitFor(() => expect(d.detail?.entry.item_id).toBe('c'));
+    d.move(-1);
+    expect(d.selectedId).toBe('c');
+  });
+
+  it('starts on the first-run screen when the desk is not enrolled', async () => {
+    invoke.mockImplementationOnce(async () => {
+      throw { code: 'not_enrolled', message: 'no account' };
+    });
+    desk = new DeskState();
+    await desk.start();
+    expect(desk.phase).toBe('first-run');
+  });
+});
