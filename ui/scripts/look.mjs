@@ -84,11 +84,11 @@ console.log(`J to next item painted (10 000 items, mock backend): median ${times
 // Approve with A twice quickly: one decision (the second press lands on the next item before
 // it has been on screen for the dwell time, or on the first while it is in flight).
 await p.waitForSelector('[data-testid=item-view][data-armed=true]');
-const rowsBefore = Number(await p.locator('[data-testid=count-total]').textContent());
+const rowsBefore = Number(await p.getAttribute('[data-testid=count-total]', 'data-count'));
 await p.keyboard.press('a');
 await p.keyboard.press('a');
 await p.waitForTimeout(400);
-const rowsAfter = Number(await p.locator('[data-testid=count-total]').textContent());
+const rowsAfter = Number(await p.getAttribute('[data-testid=count-total]', 'data-count'));
 console.log(`double A: total ${rowsBefore} -> ${rowsAfter}`);
 if (rowsBefore - rowsAfter !== 1) problems.push(`double A made ${rowsBefore - rowsAfter} decisions`);
 // A, then A again once the next item is armed: two decisions, each on an item that was seen.
@@ -96,7 +96,7 @@ await p.keyboard.press('a');
 await p.waitForSelector('[data-testid=item-view][data-armed=true]');
 await p.keyboard.press('a');
 await p.waitForTimeout(100);
-const rowsLater = Number(await p.locator('[data-testid=count-total]').textContent());
+const rowsLater = Number(await p.getAttribute('[data-testid=count-total]', 'data-count'));
 if (rowsAfter - rowsLater !== 2) problems.push(`two deliberate A presses made ${rowsAfter - rowsLater} decisions`);
 
 // Correction editor with a validation error showing.
@@ -110,6 +110,30 @@ await shot(p, 'correction-editor');
 await p.keyboard.press('Escape');
 await p.waitForTimeout(100);
 console.log('editor closed by Esc:', (await p.locator('[data-testid=correction-editor]').count()) === 0);
+
+// A correction with the keyboard: C, type, pick a reason, Enter.
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
+const corrected = await p.getAttribute('[data-testid=item-view]', 'data-item-id');
+await p.keyboard.press('c');
+await p.waitForSelector('[data-testid=correction-editor]');
+await p.fill('[data-testid=field-amount]', '9000');
+await p.selectOption('[data-testid=reason-select]', 'R-amount');
+await p.locator('[data-testid=field-amount]').press('Enter');
+await p.waitForSelector('[data-testid=correction-editor]', { state: 'detached' });
+const afterCorrect = await p.getAttribute('[data-testid=item-view]', 'data-item-id');
+if (afterCorrect === corrected) problems.push('the corrected item is still shown');
+// An escalation without a reason is refused in the dialog, with one it is saved.
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
+await p.keyboard.press('e');
+await p.waitForSelector('[data-testid=escalate-dialog]');
+await p.click('[data-testid=escalate-submit]');
+await p.waitForSelector('[data-testid=escalate-error]');
+await p.selectOption('[data-testid=escalate-dialog] [data-testid=reason-select]', 'R-authority');
+await p.click('[data-testid=escalate-submit]');
+await p.waitForSelector('[data-testid=escalate-dialog]', { state: 'detached' });
+console.log('correction and escalation saved with the keyboard; pending:', await p.getAttribute('[data-testid=status-pending]', 'data-count'));
+const heap = await p.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
+console.log(`JS heap with 10 000 items: ${(heap / 1048576).toFixed(1)} MiB`);
 
 // Key help.
 await p.keyboard.press('?');

@@ -38,6 +38,14 @@ describe('field parsing by outcome_schema type', () => {
     expect(parseField(spec('rate'), 'Infinity').ok).toBe(false);
   });
 
+  it('treats absent bounds (omitted by the wire) as no bound', () => {
+    const open = { name: 'n', label: 'N', type: 'integer' } as unknown as FieldSpec;
+    expect(parseField(open, '-5')).toEqual({ ok: true, value: -5 });
+    expect(parseField(open, '123456789')).toEqual({ ok: true, value: 123456789 });
+    const text = { name: 't', label: 'T', type: 'text' } as unknown as FieldSpec;
+    expect(parseField(text, 'x'.repeat(1000)).ok).toBe(true);
+  });
+
   it('limits text by characters, not bytes', () => {
     expect(parseField(spec('note'), 'äöüßé')).toEqual({ ok: true, value: 'äöüßé' });
     expect(parseField(spec('note'), 'abcdef').ok).toBe(false);

@@ -3,4 +3,4 @@ import type { Attribution } from "./Attribution";
 import type { Document } from "./Document";
 import type { ReasonCode } from "./ReasonCode";
 
-export type Evidence = { attributions: Array<Attribution>, reason_codes: Array<ReasonCode>, documents: Array<Document>, rationale: string | null, };
+export type Evidence = { attributions: Array<Attribution>, reason_codes: Array<ReasonCode>, documents: Array<Document>, rationale?: string | null, };
