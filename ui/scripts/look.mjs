@@ -81,6 +81,10 @@ for (let i = 0; i < 40; i++) {
 times.sort((a, b) => a - b);
 console.log(`J to next item painted (10 000 items, mock backend): median ${times[20].toFixed(1)} ms, p95 ${times[37].toFixed(1)} ms`);
 
+const own = await p.evaluate(() => ({ k: window.countersignPerf.keyToPaint.slice(), q: window.countersignPerf.queueInteractiveAt }));
+own.k.sort((a, b) => a - b);
+console.log(`app's own record: ${own.k.length} keys, median ${own.k[Math.floor(own.k.length / 2)]?.toFixed(1)} ms, p95 ${own.k[Math.ceil(own.k.length * 0.95) - 1]?.toFixed(1)} ms; queue interactive at ${own.q?.toFixed(0)} ms`);
+
 // Approve with A twice quickly: one decision (the second press lands on the next item before
 // it has been on screen for the dwell time, or on the first while it is in flight).
 await p.waitForSelector('[data-testid=item-view][data-armed=true]');
