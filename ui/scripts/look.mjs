@@ -40,7 +40,7 @@ const browser = await chromium.launch({
 });
 const problems = [];
 async function page(query = '', scheme = 'light') {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: scheme });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 820 }, colorScheme: scheme });
   // The app runs with Tauri's freezePrototype: nothing may patch Object.prototype.
   await context.addInitScript(() => Object.freeze(Object.prototype));
   const p = await context.newPage();

@@ -20,7 +20,8 @@ describe('field parsing by outcome_schema type', () => {
     expect(parseField(spec('amount'), '250')).toEqual({ ok: true, value: 250 });
     expect(parseField(spec('amount'), '20000')).toEqual({ ok: true, value: 20000 });
     expect(parseField(spec('amount'), '249')).toEqual({ ok: false, error: 'At least 250.' });
-    expect(parseField(spec('amount'), '20001')).toEqual({ ok: false, error: 'At most 20000.' });
+    // Bounds are written the way amounts are shown, grouped with a thin space.
+    expect(parseField(spec('amount'), '20001')).toEqual({ ok: false, error: 'At most 20\u202f000.' });
   });
 
   it('refuses integers written as decimals, exponents, hex or text', () => {

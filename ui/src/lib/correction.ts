@@ -1,3 +1,4 @@
+import { formatAmount } from './format';
 import type { CorrectionInput } from './generated/CorrectionInput';
 import type { FieldSpec } from './generated/FieldSpec';
 
@@ -44,8 +45,8 @@ export function parseField(spec: FieldSpec, text: string): Parsed {
       if (!Number.isSafeInteger(n)) return { ok: false, error: 'The number is too large.' };
       const min = spec.min === null || spec.min === undefined ? null : Number(spec.min);
       const max = spec.max === null || spec.max === undefined ? null : Number(spec.max);
-      if (min !== null && n < min) return { ok: false, error: `At least ${min}.` };
-      if (max !== null && n > max) return { ok: false, error: `At most ${max}.` };
+      if (min !== null && n < min) return { ok: false, error: `At least ${formatAmount(min)}.` };
+      if (max !== null && n > max) return { ok: false, error: `At most ${formatAmount(max)}.` };
       return { ok: true, value: n };
     }
     case 'number': {
