@@ -8,15 +8,18 @@ export default defineConfig(({ mode }) => ({
   plugins: [svelte()],
   base: './',
   clearScreen: false,
-  resolve:
-    mode === 'mock'
+  resolve: {
+    // Tests mount components: they need Svelte's client runtime, not its server one.
+    ...(process.env.VITEST ? { conditions: ['browser'] } : {}),
+    ...(mode === 'mock'
       ? {
           alias: {
             '@tauri-apps/api/core': fileURLToPath(new URL('./mock/tauri-core.ts', import.meta.url)),
             '@tauri-apps/api/event': fileURLToPath(new URL('./mock/tauri-event.ts', import.meta.url)),
           },
         }
-      : {},
+      : {}),
+  },
   build: {
     outDir: mode === 'mock' ? 'dist-mock' : 'dist',
     target: 'es2022',
