@@ -41,7 +41,8 @@ pub async fn seed(gate: &Gate, outputs: usize, credentials: Option<&Path>) -> an
     let consumer = gate
         .create_api_key("consumer", "loan-system", ACTOR)
         .await?;
-    let nonce = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+    // Microseconds: two seeds within one second must not reuse output ids.
+    let nonce = chrono::Utc::now().format("%Y%m%d%H%M%S%6f").to_string();
     let batch = countersign_demo_feed::demo_outputs(outputs, &nonce, chrono::Utc::now())?;
     let mut accepted = 0;
     let mut lanes = std::collections::BTreeMap::<String, usize>::new();

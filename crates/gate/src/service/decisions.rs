@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use super::Gate;
 use super::identity::User;
-use super::queue::{LeaseRow, approvals_given, lease_by_id, parse_uuid};
+use super::push_state::{AppliedDecision, ItemRow, NewDecision, PushState};
+use super::queue::{LeaseRow, parse_uuid};
 use super::releases::{ReleaseDraft, TraceDecision};
 use crate::api::PushResult;
 use crate::db::{DbError, now_ms};
@@ -36,26 +37,6 @@ enum Processed {
     },
     /// Refused outright; nothing recorded.
     Refused(GateError),
-}
-
-#[derive(sqlx::FromRow)]
-struct EarlierDecision {
-    jws_sha256: String,
-    outcome: String,
-    outcome_code: Option<String>,
-    outcome_message: Option<String>,
-    log_index: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct ItemRow {
-    lane: String,
-    status: String,
-    current_version: i64,
-    authority_required: f64,
-    approvals_required: i64,
-    escalation_level: i64,
-    outcome: Option<String>,
 }
 
 fn rejected(code: &str, message: impl Into<String>) -> DecisionOutcome {
@@ -114,6 +95,14 @@ impl Gate {
                 .await
                 .map_err(DbError::from)?
         });
+        let verified: Vec<&Decision> = prechecked
+            .iter()
+            .filter_map(|c| match c {
+                Precheck::Verified { decision, .. } => Some(decision),
+                Precheck::Refused { .. } => None,
+            })
+            .collect();
+        let mut state = PushState::load(&mut wtx, device_id, &verified).await?;
         let mut processed = Vec::with_capacity(decisions.len());
         for (check, jws) in prechecked.into_iter().zip(decisions) {
             let result = match check {
@@ -121,6 +110,7 @@ impl Gate {
                     let status = statuses.get(&kid).map_or("revoked", String::as_str);
                     self.process_verified(
                         &mut wtx,
+                        &mut state,
                         device_id,
                         user,
                         jws,
@@ -139,6 +129,7 @@ impl Gate {
             };
             processed.push(result);
         }
+        state.flush(&mut wtx).await?;
         let checkpoint = match wtx.commit_with_checkpoint(&self.log).await? {
             Some(signed) => signed,
             // Nothing new was logged (only repeats or refusals): the latest checkpoint covers
@@ -317,6 +308,7 @@ impl Gate {
     async fn process_verified(
         &self,
         wtx: &mut WriteTx,
+        state: &mut PushState,
         device_id: &str,
         user: &User,
         jws: &str,
@@ -327,29 +319,21 @@ impl Gate {
         let jws_sha256 = sha256_hex(jws.as_bytes());
 
         // Idempotency: the same decision again returns what the gate did the first time.
-        let earlier: Option<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = $1 AND device_seq = $2) OR decision_id = $3")
-                .bind(device_id)
-                .bind(to_i64(decision.device_seq))
-                .bind(decision.decision_id.to_string())
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
-        if let Some(EarlierDecision {
-            jws_sha256: earlier_sha,
-            outcome,
-            outcome_code: code,
-            outcome_message: message,
-            log_index,
-        }) = earlier
-        {
-            if earlier_sha == jws_sha256 {
+        let earlier = state.earlier(
+            to_i64(decision.device_seq),
+            &decision.decision_id.to_string(),
+        );
+        if !earlier.is_empty() {
+            if let Some(same) = earlier.iter().find(|e| e.jws_sha256 == jws_sha256) {
                 return Ok(Processed::Logged {
                     decision_id: decision.decision_id,
                     device_seq: decision.device_seq,
-                    outcome: stored_outcome(&outcome, code, message),
-                    log_index: to_u64(log_index),
+                    outcome: stored_outcome(
+                        &same.outcome,
+                        same.outcome_code.clone(),
+                        same.outcome_message.clone(),
+                    ),
+                    log_index: to_u64(same.log_index),
                     repeated: true,
                 });
             }
@@ -368,7 +352,15 @@ impl Gate {
         // The lease and item rows judge() read, handed on so apply() need not read them again.
         let mut applied_on = None;
         let outcome = self
-            .judge(wtx, user, &decision, key_status, *last_seq, &mut applied_on)
+            .judge(
+                wtx,
+                state,
+                user,
+                &decision,
+                key_status,
+                *last_seq,
+                &mut applied_on,
+            )
             .await?;
         let kind = match &outcome {
             DecisionOutcome::Applied => AuditEventKind::Decided,
@@ -408,33 +400,36 @@ impl Gate {
                 ("rejected", Some(code.clone()), Some(message.clone()))
             }
         };
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)")
-                .bind(decision.decision_id.to_string())
-                .bind(device_id)
-                .bind(to_i64(decision.device_seq))
-                .bind(jws)
-                .bind(&jws_sha256)
-                .bind(&user.user_id)
-                .bind(&decision.key_id)
-                .bind(decision.item_id.to_string())
-                .bind(i64::from(decision.item_version))
-                .bind(decision.kind.as_str())
-                .bind(outcome_name)
-                .bind(code)
-                .bind(message)
-                .bind(to_i64(log_index))
-                .bind(now_ms())
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
-        });
+        state.insert_decision(
+            NewDecision {
+                decision_id: decision.decision_id.to_string(),
+                device_seq: to_i64(decision.device_seq),
+                jws: jws.to_owned(),
+                jws_sha256,
+                user_id: user.user_id.clone(),
+                key_id: decision.key_id.clone(),
+                item_id: decision.item_id.to_string(),
+                item_version: i64::from(decision.item_version),
+                kind: decision.kind.as_str(),
+                outcome: outcome_name,
+                outcome_code: code,
+                outcome_message: message,
+                log_index: to_i64(log_index),
+                received_at: now_ms(),
+            },
+            &user.name,
+        );
         *last_seq = Some(last_seq.map_or(to_i64(decision.device_seq), |l| {
             l.max(to_i64(decision.device_seq))
         }));
         if let Some((lease, item)) = applied_on {
-            self.apply(wtx, user, &decision, &lease, item).await?;
+            self.apply(wtx, state, user, &decision, &lease, item)
+                .await?;
         }
+        state.touched(
+            &decision.item_id.to_string(),
+            &decision.lease_id.to_string(),
+        );
         Ok(Processed::Logged {
             decision_id: decision.decision_id,
             device_seq: decision.device_seq,
@@ -446,9 +441,11 @@ impl Gate {
 
     /// Decides what a validly signed decision comes to, without changing anything but an
     /// expired lease.
+    #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
         wtx: &mut WriteTx,
+        state: &mut PushState,
         user: &User,
         decision: &Decision,
         key_status: &str,
@@ -473,17 +470,10 @@ impl Gate {
             ));
         }
         let item_id = decision.item_id.to_string();
-        let item: Option<ItemRow> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT lane, status, current_version, authority_required, approvals_required, escalation_level, outcome FROM items WHERE item_id = $1")
-                .bind(&item_id)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
-        let Some(item) = item else {
+        let Some(item) = state.item(wtx, &item_id).await? else {
             return Ok(rejected("unknown_item", "no such item"));
         };
-        let Some(lease) = lease_by_id(&mut wtx.tx, &decision.lease_id.to_string()).await? else {
+        let Some(lease) = state.lease(wtx, &decision.lease_id.to_string()).await? else {
             return Ok(rejected("unknown_lease", "no such lease"));
         };
         if lease.item_id != item_id || lease.item_version != i64::from(decision.item_version) {
@@ -516,20 +506,16 @@ impl Gate {
             return Ok(conflict(ConflictReason::Withdrawn));
         }
         if lease.expires_at < now_ms() {
-            self.end_lease(wtx, &lease, "expired", false).await?;
+            state.end_lease(&lease, "expired", false);
             return Ok(conflict(ConflictReason::Expired));
         }
         if matches!(item.status.as_str(), "released" | "superseded") {
             return Ok(conflict(ConflictReason::AlreadyResolved));
         }
-        let served: Option<(String, String)> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT served, served_sha256 FROM item_versions WHERE item_id = $1 AND version = $2")
-                .bind(&item_id)
-                .bind(version)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        let served = state
+            .version(wtx, &item_id, version)
+            .await?
+            .map(|v| (v.served, v.served_sha256));
         let Some((served, served_sha256)) = served else {
             return Ok(rejected("unknown_item_version", "no such item version"));
         };
@@ -583,16 +569,12 @@ impl Gate {
                 "an escalated item is decided by a senior reviewer",
             ));
         }
-        let already: Option<String> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_scalar("SELECT decision_id FROM decisions WHERE item_id = $1 AND item_version = $2 AND user_id = $3 AND outcome = 'applied' AND kind IN ('approve', 'correct') LIMIT 1")
-                .bind(&item_id)
-                .bind(version)
-                .bind(&user.user_id)
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
+        let already = state.applied(wtx, &item_id).await?.iter().any(|d| {
+            d.item_version == version
+                && d.user_id == user.user_id
+                && matches!(d.kind.as_str(), "approve" | "correct")
         });
-        if already.is_some() {
+        if already {
             return Ok(rejected(
                 "four_eyes_same_reviewer",
                 "this reviewer already approved this item; another person must",
@@ -638,6 +620,7 @@ impl Gate {
     async fn apply(
         &self,
         wtx: &mut WriteTx,
+        state: &mut PushState,
         user: &User,
         decision: &Decision,
         lease: &LeaseRow,
@@ -645,16 +628,11 @@ impl Gate {
     ) -> Result<(), GateError> {
         let item_id = decision.item_id.to_string();
         let version = i64::from(decision.item_version);
-        self.end_lease(wtx, lease, "decided", false).await?;
+        state.end_lease(lease, "decided", false);
+        let mut outcome_now = item.outcome.clone();
         match decision.kind {
             DecisionKind::Escalate => {
-                on_tx!(&mut wtx.tx, conn => {
-                    sqlx::query("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id = $1")
-                        .bind(&item_id)
-                        .execute(conn)
-                        .await
-                        .map_err(DbError::from)?;
-                });
+                state.escalate(&item_id);
                 wtx.append(
                     &self.log,
                     AuditEventKind::Escalated,
@@ -681,38 +659,34 @@ impl Gate {
                 for edit in &decision.corrections {
                     outcome.insert(edit.field.clone(), edit.to.clone());
                 }
-                on_tx!(&mut wtx.tx, conn => {
-                    sqlx::query("UPDATE items SET outcome = $1 WHERE item_id = $2")
-                        .bind(Value::Object(outcome).to_string())
-                        .bind(&item_id)
-                        .execute(conn)
-                        .await
-                        .map_err(DbError::from)?;
-                });
+                let text = Value::Object(outcome).to_string();
+                state.set_outcome(&item_id, text.clone());
+                outcome_now = Some(text);
             }
             DecisionKind::Approve => {}
         }
-        let given = approvals_given(&mut wtx.tx, &item_id, version).await?;
+        let given = approvals_given(&state.applied(wtx, &item_id).await?, version);
         if i64::from(given) < item.approvals_required {
             return Ok(());
         }
-        self.release_item(wtx, &item_id, version).await
+        self.release_item(wtx, state, &item_id, version, outcome_now)
+            .await
     }
 
     async fn release_item(
         &self,
         wtx: &mut WriteTx,
+        state: &mut PushState,
         item_id: &str,
         version: i64,
+        outcome: Option<String>,
     ) -> Result<(), GateError> {
-        let (body, routing, outcome): (String, String, Option<String>) = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT o.body, v.routing, i.outcome FROM item_versions v JOIN outputs o ON o.output_id = v.output_id JOIN items i ON i.item_id = v.item_id WHERE v.item_id = $1 AND v.version = $2")
-                .bind(item_id)
-                .bind(version)
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        let Some(stored) = state.version(wtx, item_id, version).await? else {
+            return Err(GateError::internal(format!(
+                "item {item_id} has no version {version} to release"
+            )));
+        };
+        let (body, routing) = (stored.body, stored.routing);
         let output: Output = serde_json::from_str(&body)
             .map_err(|e| GateError::internal(format!("stored output: {e}")))?;
         let routing: Routing = serde_json::from_str(&routing)
@@ -723,47 +697,37 @@ impl Gate {
             .transpose()
             .map_err(|e| GateError::internal(format!("stored outcome: {e}")))?
             .unwrap_or(Value::Null);
-        let rows: Vec<(String, String, String, String, i64)> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT d.decision_id, d.kind, d.key_id, u.name, d.log_index FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.item_id = $1 AND d.outcome = 'applied' ORDER BY d.log_index")
-                .bind(item_id)
-                .fetch_all(conn)
-                .await
-                .map_err(DbError::from)?
-        });
-        let decisions = rows
+        let decisions = state
+            .applied(wtx, item_id)
+            .await?
             .into_iter()
-            .map(|(id, kind, key_id, user, log_index)| {
+            .map(|d| {
                 Ok(TraceDecision {
-                    decision_id: parse_uuid(&id)?,
-                    kind,
-                    key_id,
-                    user,
-                    log_index: to_u64(log_index),
+                    decision_id: parse_uuid(&d.decision_id)?,
+                    kind: d.kind,
+                    key_id: d.key_id,
+                    user: d.user_name,
+                    log_index: to_u64(d.log_index),
                 })
             })
             .collect::<Result<Vec<_>, GateError>>()?;
         let item_uuid = parse_uuid(item_id)?;
-        self.release(
-            wtx,
-            ReleaseDraft {
-                item_id: Some(item_uuid),
-                item_version: u32::try_from(version).ok(),
-                output: &output,
-                routing: &routing,
-                outcome,
-                decided_by: "humans",
-                decisions,
-                qa_sampled: false,
-            },
-        )
-        .await?;
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id = $1")
-                .bind(item_id)
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
-        });
+        let release = self
+            .release_entry(
+                wtx,
+                ReleaseDraft {
+                    item_id: Some(item_uuid),
+                    item_version: u32::try_from(version).ok(),
+                    output: &output,
+                    routing: &routing,
+                    outcome,
+                    decided_by: "humans",
+                    decisions,
+                    qa_sampled: false,
+                },
+            )
+            .await?;
+        state.release(item_id, release);
         Ok(())
     }
 }
@@ -811,6 +775,23 @@ fn check_corrections(
         }
     }
     Ok(())
+}
+
+/// Distinct reviewers whose approval or correction counts towards the outcome of `version`:
+/// those since the latest correction or escalation on it (a correction replaces the outcome
+/// others approved, and an escalation asks for a higher authority).
+fn approvals_given(applied: &[AppliedDecision], version: i64) -> u32 {
+    let on_version = || applied.iter().filter(|d| d.item_version == version);
+    let floor = on_version()
+        .filter(|d| matches!(d.kind.as_str(), "correct" | "escalate"))
+        .map(|d| d.log_index)
+        .max()
+        .unwrap_or(0);
+    let users: std::collections::HashSet<&str> = on_version()
+        .filter(|d| matches!(d.kind.as_str(), "approve" | "correct") && d.log_index >= floor)
+        .map(|d| d.user_id.as_str())
+        .collect();
+    u32::try_from(users.len()).unwrap_or(u32::MAX)
 }
 
 fn stored_outcome(outcome: &str, code: Option<String>, message: Option<String>) -> DecisionOutcome {

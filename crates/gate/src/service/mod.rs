@@ -6,6 +6,7 @@ mod decisions;
 mod identity;
 mod ingest;
 mod policy;
+mod push_state;
 mod queue;
 mod releases;
 

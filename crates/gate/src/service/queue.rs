@@ -52,7 +52,7 @@ pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, GateError> {
         .map_err(|_| GateError::internal(format!("stored id `{text}` is not a UUID")))
 }
 
-const LEASE_COLUMNS: &str = "lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state";
+pub(crate) const LEASE_COLUMNS: &str = "lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state";
 
 pub(crate) async fn lease_by_id(
     tx: &mut Tx,

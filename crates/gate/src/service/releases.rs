@@ -150,26 +150,6 @@ impl Gate {
         })
     }
 
-    /// Releases an outcome of a stored output inside `wtx`.
-    pub(crate) async fn release(
-        &self,
-        wtx: &mut WriteTx,
-        draft: ReleaseDraft<'_>,
-    ) -> Result<u64, GateError> {
-        let row = self.release_entry(wtx, draft).await?;
-        insert_releases(wtx, std::slice::from_ref(&row)).await?;
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("UPDATE outputs SET release_seq = $1 WHERE output_id = $2")
-                .bind(to_i64(row.release_seq))
-                .bind(&row.output_id)
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
-        });
-        Ok(row.release_seq)
-    }
-
-    /// Releases after `after` (or after the consumer's acknowledged cursor when `after` is none).
     pub async fn pull_releases(
         &self,
         consumer: &str,

@@ -1,0 +1,500 @@
+//! What a push reads and writes, set-based across the whole push.
+//!
+//! A push of N decisions used to run about a dozen statements per decision. Here the rows its
+//! checks need (earlier decisions of the device, items, leases, item versions with their outputs,
+//! applied decisions per item) are read up front with a few `IN (...)` queries, and its writes
+//! (decisions, lease states, item updates, releases) are gathered and written with a few
+//! multi-row statements before the log entries and the commit.
+//!
+//! Correctness rests on two rules. Rows this push changes are never served from the prefetch:
+//! once a decision has been processed, its item and lease are dropped from the cache and a later
+//! decision on them reads the database, after the pending writes are flushed. Decisions are only
+//! ever inserted, so the per-item lists of applied decisions and the map of earlier decisions are
+//! kept current in memory as the push inserts. Everything happens inside the push's write
+//! transaction, so nobody else changes these rows meanwhile.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::QueryBuilder;
+
+use super::queue::{LEASE_COLUMNS, LeaseRow};
+use super::releases::{ReleaseRow, insert_releases};
+use crate::db::DbError;
+use crate::error::GateError;
+use crate::log::{WriteTx, to_i64};
+use crate::on_tx;
+
+/// Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
+const CHUNK: usize = 400;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct EarlierDecision {
+    pub decision_id: String,
+    pub device_id: String,
+    pub device_seq: i64,
+    pub jws_sha256: String,
+    pub outcome: String,
+    pub outcome_code: Option<String>,
+    pub outcome_message: Option<String>,
+    pub log_index: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct ItemRow {
+    pub item_id: String,
+    pub lane: String,
+    pub status: String,
+    pub current_version: i64,
+    pub authority_required: f64,
+    pub approvals_required: i64,
+    pub escalation_level: i64,
+    pub outcome: Option<String>,
+}
+
+pub(super) const ITEM_COLUMNS: &str = "item_id, lane, status, current_version, authority_required, approvals_required, escalation_level, outcome";
+
+/// An item version with what a release of it needs. Versions never change once written.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct VersionRow {
+    pub item_id: String,
+    pub version: i64,
+    pub served: String,
+    pub served_sha256: String,
+    pub routing: String,
+    pub body: String,
+}
+
+/// An applied decision on an item, as four-eyes, approval counting and release traces see it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct AppliedDecision {
+    pub item_id: String,
+    pub item_version: i64,
+    pub user_id: String,
+    pub kind: String,
+    pub log_index: i64,
+    pub decision_id: String,
+    pub key_id: String,
+    pub user_name: String,
+}
+
+/// A decision row waiting to be inserted.
+pub(super) struct NewDecision {
+    pub decision_id: String,
+    pub device_seq: i64,
+    pub jws: String,
+    pub jws_sha256: String,
+    pub user_id: String,
+    pub key_id: String,
+    pub item_id: String,
+    pub item_version: i64,
+    pub kind: &'static str,
+    pub outcome: &'static str,
+    pub outcome_code: Option<String>,
+    pub outcome_message: Option<String>,
+    pub log_index: i64,
+    pub received_at: i64,
+}
+
+/// The state of one push: prefetched rows and pending writes.
+#[derive(Default)]
+pub(super) struct PushState {
+    device_id: String,
+    by_seq: HashMap<i64, EarlierDecision>,
+    by_id: HashMap<String, EarlierDecision>,
+    /// Prefetched items; `None` means known not to exist. Absent: not cached (read the database).
+    items: HashMap<String, Option<ItemRow>>,
+    leases: HashMap<String, Option<LeaseRow>>,
+    /// Items whose versions and applied decisions were prefetched.
+    covered: HashSet<String>,
+    versions: HashMap<(String, i64), VersionRow>,
+    applied: HashMap<String, Vec<AppliedDecision>>,
+    new_decisions: Vec<NewDecision>,
+    /// Lease id, new state, whether the epoch is bumped.
+    lease_states: Vec<(String, &'static str, bool)>,
+    /// Item id and the lease whose hold on it ends.
+    freed: Vec<(String, String)>,
+    escalated: Vec<String>,
+    outcomes: Vec<(String, String)>,
+    released: Vec<String>,
+    releases: Vec<ReleaseRow>,
+}
+
+impl PushState {
+    /// Reads what the decisions of a push will be checked against.
+    pub async fn load(
+        wtx: &mut WriteTx,
+        device_id: &str,
+        decisions: &[&countersign_core::Decision],
+    ) -> Result<Self, GateError> {
+        let mut state = PushState {
+            device_id: device_id.to_owned(),
+            ..PushState::default()
+        };
+        let seqs: Vec<i64> = decisions.iter().map(|d| to_i64(d.device_seq)).collect();
+        let ids: Vec<String> = decisions
+            .iter()
+            .map(|d| d.decision_id.to_string())
+            .collect();
+        let items: Vec<String> = decisions
+            .iter()
+            .map(|d| d.item_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let leases: Vec<String> = decisions
+            .iter()
+            .map(|d| d.lease_id.to_string())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for (seqs, ids) in seqs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
+            let rows: Vec<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = ");
+                q.push_bind(device_id).push(" AND device_seq IN (");
+                let mut list = q.separated(", ");
+                for s in seqs {
+                    list.push_bind(*s);
+                }
+                q.push(")) OR decision_id IN (");
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for row in rows {
+                state.remember_decision(row);
+            }
+        }
+        for chunk in items.chunks(CHUNK) {
+            for id in chunk {
+                state.items.insert(id.clone(), None);
+                state.covered.insert(id.clone());
+            }
+            let rows: Vec<ItemRow> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN ("));
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for row in rows {
+                state.items.insert(row.item_id.clone(), Some(row));
+            }
+            let rows: Vec<VersionRow> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for row in rows {
+                state
+                    .versions
+                    .insert((row.item_id.clone(), row.version), row);
+            }
+            let rows: Vec<AppliedDecision> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for row in rows {
+                state
+                    .applied
+                    .entry(row.item_id.clone())
+                    .or_default()
+                    .push(row);
+            }
+        }
+        for chunk in leases.chunks(CHUNK) {
+            for id in chunk {
+                state.leases.insert(id.clone(), None);
+            }
+            let rows: Vec<LeaseRow> = on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id IN ("));
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            for row in rows {
+                state.leases.insert(row.lease_id.clone(), Some(row));
+            }
+        }
+        Ok(state)
+    }
+
+    fn remember_decision(&mut self, row: EarlierDecision) {
+        if row.device_id == self.device_id {
+            self.by_seq.insert(row.device_seq, row.clone());
+        }
+        self.by_id.insert(row.decision_id.clone(), row);
+    }
+
+    /// Earlier decisions under the same sequence number of this device or the same decision id.
+    pub fn earlier(&self, device_seq: i64, decision_id: &str) -> Vec<&EarlierDecision> {
+        self.by_seq
+            .get(&device_seq)
+            .into_iter()
+            .chain(self.by_id.get(decision_id))
+            .collect()
+    }
+
+    pub async fn item(
+        &mut self,
+        wtx: &mut WriteTx,
+        item_id: &str,
+    ) -> Result<Option<ItemRow>, GateError> {
+        if let Some(cached) = self.items.get(item_id) {
+            return Ok(cached.clone());
+        }
+        self.flush(wtx).await?;
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id = $1");
+        let row: Option<ItemRow> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as(&sql)
+                .bind(item_id)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        Ok(row)
+    }
+
+    pub async fn lease(
+        &mut self,
+        wtx: &mut WriteTx,
+        lease_id: &str,
+    ) -> Result<Option<LeaseRow>, GateError> {
+        if let Some(cached) = self.leases.get(lease_id) {
+            return Ok(cached.clone());
+        }
+        self.flush(wtx).await?;
+        super::queue::lease_by_id(&mut wtx.tx, lease_id).await
+    }
+
+    pub async fn version(
+        &mut self,
+        wtx: &mut WriteTx,
+        item_id: &str,
+        version: i64,
+    ) -> Result<Option<VersionRow>, GateError> {
+        if self.covered.contains(item_id) {
+            return Ok(self.versions.get(&(item_id.to_owned(), version)).cloned());
+        }
+        self.flush(wtx).await?;
+        let row: Option<VersionRow> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id = $1 AND v.version = $2")
+                .bind(item_id)
+                .bind(version)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        Ok(row)
+    }
+
+    /// Applied decisions on an item, in log order.
+    pub async fn applied(
+        &mut self,
+        wtx: &mut WriteTx,
+        item_id: &str,
+    ) -> Result<Vec<AppliedDecision>, GateError> {
+        let mut rows = if self.covered.contains(item_id) {
+            self.applied.get(item_id).cloned().unwrap_or_default()
+        } else {
+            self.flush(wtx).await?;
+            let rows: Vec<AppliedDecision> = on_tx!(&mut wtx.tx, conn => {
+                sqlx::query_as("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id = $1")
+                    .bind(item_id)
+                    .fetch_all(conn)
+                    .await
+                    .map_err(DbError::from)?
+            });
+            rows
+        };
+        rows.sort_by_key(|r| r.log_index);
+        Ok(rows)
+    }
+
+    /// Records a decision for insertion; an applied one counts for its item from now on.
+    pub fn insert_decision(&mut self, row: NewDecision, user_name: &str) {
+        if row.outcome == "applied" && self.covered.contains(&row.item_id) {
+            self.applied
+                .entry(row.item_id.clone())
+                .or_default()
+                .push(AppliedDecision {
+                    item_id: row.item_id.clone(),
+                    item_version: row.item_version,
+                    user_id: row.user_id.clone(),
+                    kind: row.kind.to_owned(),
+                    log_index: row.log_index,
+                    decision_id: row.decision_id.clone(),
+                    key_id: row.key_id.clone(),
+                    user_name: user_name.to_owned(),
+                });
+        }
+        self.remember_decision(EarlierDecision {
+            decision_id: row.decision_id.clone(),
+            device_id: self.device_id.clone(),
+            device_seq: row.device_seq,
+            jws_sha256: row.jws_sha256.clone(),
+            outcome: row.outcome.to_owned(),
+            outcome_code: row.outcome_code.clone(),
+            outcome_message: row.outcome_message.clone(),
+            log_index: row.log_index,
+        });
+        self.new_decisions.push(row);
+    }
+
+    /// Forgets the cached rows a processed decision may have changed.
+    pub fn touched(&mut self, item_id: &str, lease_id: &str) {
+        self.items.remove(item_id);
+        self.leases.remove(lease_id);
+    }
+
+    /// Ends a lease: its new state, and the item no longer held by it.
+    pub fn end_lease(&mut self, lease: &LeaseRow, state: &'static str, bump_epoch: bool) {
+        self.lease_states
+            .push((lease.lease_id.clone(), state, bump_epoch));
+        self.freed
+            .push((lease.item_id.clone(), lease.lease_id.clone()));
+        self.touched(&lease.item_id, &lease.lease_id);
+    }
+
+    pub fn escalate(&mut self, item_id: &str) {
+        self.escalated.push(item_id.to_owned());
+    }
+
+    pub fn set_outcome(&mut self, item_id: &str, outcome: String) {
+        self.outcomes.push((item_id.to_owned(), outcome));
+    }
+
+    /// The item is released with `release`.
+    pub fn release(&mut self, item_id: &str, release: ReleaseRow) {
+        self.released.push(item_id.to_owned());
+        self.releases.push(release);
+    }
+
+    /// Writes everything pending, in an order that keeps each item's final state right: leases
+    /// end, items are freed, escalated, corrected and released.
+    pub async fn flush(&mut self, wtx: &mut WriteTx) -> Result<(), GateError> {
+        let decisions = std::mem::take(&mut self.new_decisions);
+        for chunk in decisions.chunks(100) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(&d.decision_id).push_bind(&self.device_id).push_bind(d.device_seq)
+                        .push_bind(&d.jws).push_bind(&d.jws_sha256).push_bind(&d.user_id)
+                        .push_bind(&d.key_id).push_bind(&d.item_id).push_bind(d.item_version)
+                        .push_bind(d.kind).push_bind(d.outcome).push_bind(&d.outcome_code)
+                        .push_bind(&d.outcome_message).push_bind(d.log_index).push_bind(d.received_at);
+                });
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        let lease_states = std::mem::take(&mut self.lease_states);
+        let mut groups: HashMap<(&'static str, bool), Vec<&str>> = HashMap::new();
+        for (lease_id, state, bump) in &lease_states {
+            groups
+                .entry((*state, *bump))
+                .or_default()
+                .push(lease_id.as_str());
+        }
+        for ((state, bump), ids) in groups {
+            for chunk in ids.chunks(CHUNK) {
+                on_tx!(&mut wtx.tx, conn => {
+                    let mut q = QueryBuilder::new("UPDATE leases SET state = ");
+                    q.push_bind(state).push(", epoch = epoch + ").push_bind(i64::from(bump)).push(" WHERE lease_id IN (");
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(conn).await.map_err(DbError::from)?;
+                });
+            }
+        }
+        let released: HashSet<String> = std::mem::take(&mut self.released).into_iter().collect();
+        // A released item's own update frees it, so only the others are freed here.
+        let freed: Vec<(String, String)> = std::mem::take(&mut self.freed)
+            .into_iter()
+            .filter(|(item, _)| !released.contains(item))
+            .collect();
+        for chunk in freed.chunks(CHUNK / 2) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("UPDATE items SET active_lease_id = NULL, lease_expires_at = NULL WHERE ");
+                for (i, (item, lease)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(item_id = ").push_bind(item.as_str()).push(" AND active_lease_id = ").push_bind(lease.as_str()).push(")");
+                }
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        let escalated = std::mem::take(&mut self.escalated);
+        for chunk in escalated.chunks(CHUNK) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        // Each correction in turn: a later one on the same item must win.
+        for (item_id, outcome) in std::mem::take(&mut self.outcomes) {
+            on_tx!(&mut wtx.tx, conn => {
+                sqlx::query("UPDATE items SET outcome = $1 WHERE item_id = $2")
+                    .bind(&outcome)
+                    .bind(&item_id)
+                    .execute(conn)
+                    .await
+                    .map_err(DbError::from)?;
+            });
+        }
+        let released: Vec<String> = released.into_iter().collect();
+        for chunk in released.chunks(CHUNK) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        let releases = std::mem::take(&mut self.releases);
+        insert_releases(wtx, &releases).await?;
+        for chunk in releases.chunks(CHUNK / 2) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("UPDATE outputs SET release_seq = CASE output_id");
+                for r in chunk {
+                    q.push(" WHEN ").push_bind(r.output_id.as_str()).push(" THEN ").push_bind(to_i64(r.release_seq));
+                }
+                q.push(" END WHERE output_id IN (");
+                let mut list = q.separated(", ");
+                for r in chunk {
+                    list.push_bind(r.output_id.as_str());
+                }
+                q.push(")");
+                q.build().execute(conn).await.map_err(DbError::from)?;
+            });
+        }
+        Ok(())
+    }
+}
