@@ -24,7 +24,7 @@ const TITLES: Record<string, [string, string]> = {
   ],
   gate_unreachable: [
     'The gate cannot be reached',
-    'Check the gate address and your network. Work you claimed for offline stays available.',
+    'Check the gate address and your network connection.',
   ],
   gate_refused: ['The gate refused the request', 'Read the gate’s reason below.'],
   invalid_decision: ['The decision is not valid', 'Fix the highlighted fields and try again.'],
