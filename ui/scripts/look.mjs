@@ -176,6 +176,22 @@ await p.selectOption('[data-testid=filter-lane]', 'human_only');
 await p.waitForTimeout(100);
 await p.waitForSelector('[data-testid=proposal-withheld]');
 await shot(p, 'human-only');
+// Deciding it alone: the whole outcome is required. Esc leaves the filter box first.
+await p.keyboard.press('Escape');
+await p.waitForSelector('[data-testid=item-view][data-armed=true]');
+const alone = await p.getAttribute('[data-testid=item-view]', 'data-item-id');
+await p.keyboard.press('c');
+await p.waitForSelector('[data-testid=correction-editor]');
+await p.selectOption('[data-testid=field-decision]', 'decline');
+await p.selectOption('[data-testid=reason-select]', 'R-amount');
+await p.click('[data-testid=correction-submit]');
+await p.waitForSelector('[data-testid=field-error-amount]');
+await shot(p, 'human-only-editor');
+await p.fill('[data-testid=field-amount]', '5000');
+await p.fill('[data-testid=field-term_months]', '24');
+await p.locator('[data-testid=field-term_months]').press('Enter');
+await p.waitForSelector('[data-testid=correction-editor]', { state: 'detached' });
+if ((await p.getAttribute('[data-testid=item-view]', 'data-item-id')) === alone) problems.push('human-only decision did not move on');
 await p.close();
 
 // Dark scheme, offline.

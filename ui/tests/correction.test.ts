@@ -91,10 +91,20 @@ describe('checking a correction', () => {
     expect(Object.keys(c.errors).sort()).toEqual(['amount', 'term_months']);
   });
 
-  it('lets a human-only decision set fields from nothing', () => {
+  it('makes a human-only decision give the whole outcome, as the gate requires', () => {
     const empty = initialDraft(SCHEMA, null);
-    const c = checkCorrection(SCHEMA, null, { ...empty, decision: 'decline' }, 'R-amount', reasons);
+    const partial = checkCorrection(SCHEMA, null, { ...empty, decision: 'decline' }, 'R-amount', reasons);
+    expect(partial.ok).toBe(false);
+    expect(Object.keys(partial.errors).sort()).toEqual(['amount', 'note', 'rate', 'term_months']);
+    const whole = { decision: 'decline', amount: '5000', term_months: '24', rate: '0.1', note: 'no' };
+    const c = checkCorrection(SCHEMA, null, whole, 'R-amount', reasons);
     expect(c.ok).toBe(true);
-    expect(c.corrections).toEqual([{ field: 'decision', to: 'decline' }]);
+    expect(c.corrections).toEqual([
+      { field: 'decision', to: 'decline' },
+      { field: 'amount', to: 5000 },
+      { field: 'term_months', to: 24 },
+      { field: 'rate', to: 0.1 },
+      { field: 'note', to: 'no' },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { actionFor, BINDINGS, isTypingTarget } from '../src/lib/keys';
+import { actionFor, BINDINGS, isSelectTarget, isTypingTarget } from '../src/lib/keys';
 
 const free = { typing: false, dialogOpen: false };
 
@@ -32,6 +32,14 @@ describe('keyboard map', () => {
     expect(actionFor({ key: 'Escape' }, { typing: true, dialogOpen: true })).toBe('close');
   });
 
+  it('leaves arrows to a focused drop-down but keeps letters as commands', () => {
+    const select = { typing: false, dialogOpen: false, inSelect: true };
+    expect(actionFor({ key: 'ArrowDown' }, select)).toBeNull();
+    expect(actionFor({ key: 'ArrowUp' }, select)).toBeNull();
+    expect(actionFor({ key: 'j' }, select)).toBe('next');
+    expect(actionFor({ key: 'a' }, select)).toBe('approve');
+  });
+
   it('never decides on an auto-repeated key, but lets it scroll', () => {
     expect(actionFor({ key: 'a', repeat: true }, free)).toBeNull();
     expect(actionFor({ key: 'e', repeat: true }, free)).toBeNull();
@@ -52,7 +60,9 @@ describe('keyboard map', () => {
     expect(isTypingTarget({ tagName: 'INPUT', type: 'search' } as unknown as EventTarget)).toBe(true);
     expect(isTypingTarget({ tagName: 'INPUT', type: 'checkbox' } as unknown as EventTarget)).toBe(false);
     expect(isTypingTarget({ tagName: 'TEXTAREA' } as unknown as EventTarget)).toBe(true);
-    expect(isTypingTarget({ tagName: 'SELECT' } as unknown as EventTarget)).toBe(true);
+    expect(isTypingTarget({ tagName: 'SELECT' } as unknown as EventTarget)).toBe(false);
+    expect(isSelectTarget({ tagName: 'SELECT' } as unknown as EventTarget)).toBe(true);
+    expect(isSelectTarget({ tagName: 'INPUT' } as unknown as EventTarget)).toBe(false);
     expect(isTypingTarget({ tagName: 'DIV', isContentEditable: true } as unknown as EventTarget)).toBe(true);
     expect(isTypingTarget({ tagName: 'BUTTON' } as unknown as EventTarget)).toBe(false);
     expect(isTypingTarget(null)).toBe(false);

@@ -90,9 +90,10 @@ function sameValue(a: unknown, b: unknown): boolean {
 }
 
 /**
- * Checks a correction the way the desk will: every changed field must fit its type, something
- * must change, and a reason from the allowed list must be given. Unchanged fields that are empty
- * in the baseline (e.g. a withheld proposal) and still empty are not edits and not errors.
+ * Checks a correction the way the desk and the gate will: every changed field must fit its type,
+ * something must change, and a reason from the allowed list must be given. When no outcome was
+ * shown (a human-only item nobody decided yet) the reviewer gives the whole outcome, so every field
+ * is required; otherwise unchanged fields are simply not edits.
  */
 export function checkCorrection(
   schema: readonly FieldSpec[],
@@ -103,9 +104,14 @@ export function checkCorrection(
 ): CorrectionCheck {
   const errors: Record<string, string> = {};
   const corrections: CorrectionInput[] = [];
+  const wholeOutcome = baseline === null || baseline === undefined;
   for (const spec of schema) {
     const text = draft[spec.name] ?? '';
     const before = baseline?.[spec.name];
+    if (wholeOutcome && text.trim() === '') {
+      errors[spec.name] = 'Required.';
+      continue;
+    }
     if (text === inputText(before)) continue;
     const parsed = parseField(spec, text);
     if (!parsed.ok) {

@@ -62,6 +62,8 @@ export interface KeyContext {
   typing: boolean;
   /** A dialog is open: only Esc acts globally, the dialog handles the rest. */
   dialogOpen: boolean;
+  /** Focus is on a drop-down (e.g. the lane filter): arrows belong to it, letters stay commands. */
+  inSelect?: boolean;
 }
 
 /**
@@ -76,8 +78,15 @@ export function actionFor(input: KeyInput, ctx: KeyContext): Action | null {
   if (action === undefined) return null;
   if (action === 'close') return 'close';
   if (ctx.typing || ctx.dialogOpen) return null;
+  if (ctx.inSelect && (key === 'arrowdown' || key === 'arrowup')) return null;
   if (input.repeat && action !== 'next' && action !== 'previous') return null;
   return action;
+}
+
+/** Whether focus is on a drop-down. */
+export function isSelectTarget(target: EventTarget | null): boolean {
+  const el = target as { tagName?: unknown } | null;
+  return typeof el?.tagName === 'string' && el.tagName.toUpperCase() === 'SELECT';
 }
 
 /** Whether focus is on something that takes typed text. */
@@ -86,7 +95,8 @@ export function isTypingTarget(target: EventTarget | null): boolean {
   const el = target as { tagName?: unknown; isContentEditable?: unknown; type?: unknown };
   if (el.isContentEditable === true) return true;
   const tag = typeof el.tagName === 'string' ? el.tagName.toUpperCase() : '';
-  if (tag === 'TEXTAREA' || tag === 'SELECT') return true;
+  // A drop-down is not typing: after picking a filter, J/K/A must still work (see inSelect).
+  if (tag === 'TEXTAREA') return true;
   if (tag === 'INPUT') {
     const type = typeof el.type === 'string' ? el.type.toLowerCase() : 'text';
     return !['checkbox', 'radio', 'button', 'submit', 'reset', 'range'].includes(type);
