@@ -62,6 +62,9 @@ let p = await page('?n=10000');
 await p.waitForSelector('[data-testid=item-view]');
 await p.waitForTimeout(300);
 await shot(p, 'queue-item');
+await p.locator('[data-testid=attribution-chart]').scrollIntoViewIfNeeded();
+await p.waitForTimeout(100);
+await shot(p, 'item-evidence');
 
 // Keystroke to next item painted, with 10 000 items: J then two animation frames.
 const times = [];
