@@ -34,3 +34,8 @@ if [ -f ui/package-lock.json ] && { [ ! -d ui/node_modules ] || [ ui/package-loc
   echo "setup: installing the UI's npm packages"
   (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+if [ -f e2e/package-lock.json ] && { [ ! -d e2e/node_modules ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; }; then
+  echo "setup: installing the end-to-end tests' npm packages"
+  (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
+fi
