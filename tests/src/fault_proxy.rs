@@ -12,12 +12,12 @@
 //! connection's accept order, so a sequential client sees the same faults again when the seed
 //! is replayed (`COUNTERSIGN_FAULT_SEED`, see [`seed_from_env`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -181,6 +181,8 @@ pub struct FaultEvent {
     pub delay: Duration,
     /// For a duplicate: the client got the gate's answer to the second delivery.
     pub answered_second: bool,
+    /// Time the gate took to answer (both deliveries of a duplicate).
+    pub gate_time: Duration,
 }
 
 /// Counts of what the proxy did.
@@ -212,7 +214,18 @@ struct Shared {
     forwarded: AtomicU64,
     upstream_errors: AtomicU64,
     events: Mutex<Vec<FaultEvent>>,
+    /// Faults to apply, in order, to the next requests whose path starts with the prefix.
+    forced: Mutex<Vec<(String, VecDeque<Fault>)>>,
     tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Shared {
+    fn forced_fault(&self, path: &str) -> Option<Fault> {
+        lock(&self.forced)
+            .iter_mut()
+            .find(|(prefix, queue)| path.starts_with(prefix.as_str()) && !queue.is_empty())
+            .and_then(|(_, queue)| queue.pop_front())
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -242,6 +255,7 @@ impl FaultProxy {
             forwarded: AtomicU64::new(0),
             upstream_errors: AtomicU64::new(0),
             events: Mutex::new(Vec::new()),
+            forced: Mutex::new(Vec::new()),
             tasks: Mutex::new(Vec::new()),
         });
         let accepting = shared.clone();
@@ -281,6 +295,13 @@ impl FaultProxy {
 
     pub fn set_plan(&self, plan: FaultPlan) {
         *lock(&self.shared.plan) = plan;
+    }
+
+    /// The next requests whose path starts with `path_prefix` get these faults, in order,
+    /// whatever the RNG draws (while faults are enabled): a test can make sure the worst cases
+    /// hit the requests that matter, whatever the seed.
+    pub fn force(&self, path_prefix: &str, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.shared.forced).push((path_prefix.to_owned(), faults.into_iter().collect()));
     }
 
     pub fn events(&self) -> Vec<FaultEvent> {
@@ -353,7 +374,7 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream, index: u64) {
         shared.requests.fetch_add(1, Ordering::SeqCst);
         let choice = lock(&shared.plan).choose(&mut rng);
         let fault = if shared.enabled.load(Ordering::SeqCst) {
-            choice.fault
+            shared.forced_fault(&request.path).unwrap_or(choice.fault)
         } else {
             Fault::Pass
         };
@@ -369,7 +390,10 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream, index: u64) {
                 Duration::ZERO
             },
             answered_second: fault == Fault::Duplicate && choice.second,
+            gate_time: Duration::ZERO,
         });
+        let event = lock(&shared.events).len() - 1;
+        let asked = Instant::now();
         request_index += 1;
         match fault {
             Fault::DropBeforeForward => return,
@@ -382,15 +406,6 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream, index: u64) {
             return;
         };
         let response = match fault {
-            Fault::DropAfterForward => return,
-            Fault::ResetAfterForward => return reset(client),
-            Fault::TruncateResponse => {
-                let cut = (first.bytes.len() / 2).max(1);
-                let _ = client.stream.write_all(&first.bytes[..cut]).await;
-                let _ = client.stream.flush().await;
-                let _ = client.stream.shutdown().await;
-                return;
-            }
             Fault::Duplicate => match exchange(&shared, &mut upstream, &request).await {
                 Ok(second) if choice.second => second,
                 Ok(_) => first,
@@ -399,10 +414,23 @@ async fn serve_connection(shared: Arc<Shared>, client: TcpStream, index: u64) {
                     first
                 }
             },
-            Fault::Pass | Fault::Delay | Fault::DropBeforeForward | Fault::ResetBeforeForward => {
-                first
-            }
+            _ => first,
         };
+        if let Some(e) = lock(&shared.events).get_mut(event) {
+            e.gate_time = asked.elapsed();
+        }
+        match fault {
+            Fault::DropAfterForward => return,
+            Fault::ResetAfterForward => return reset(client),
+            Fault::TruncateResponse => {
+                let cut = (response.bytes.len() / 2).max(1);
+                let _ = client.stream.write_all(&response.bytes[..cut]).await;
+                let _ = client.stream.flush().await;
+                let _ = client.stream.shutdown().await;
+                return;
+            }
+            _ => {}
+        }
         if client.stream.write_all(&response.bytes).await.is_err() {
             return;
         }
@@ -700,7 +728,6 @@ mod tests {
     use axum::body::{Body as AxumBody, Bytes};
     use axum::extract::State;
     use axum::routing::{get, post};
-    use std::time::Instant;
 
     /// A gate stand-in that counts what reaches it.
     struct Upstream {
@@ -934,6 +961,25 @@ mod tests {
         assert!(String::from_utf8_lossy(&answer).ends_with("hit 1 len 2"));
         p.set_enabled(true);
         assert!(raw_post(p.addr(), "hi").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn forced_faults_hit_matching_paths_first() {
+        let up = upstream().await;
+        let p = proxy(&up, FaultPlan::none()).await;
+        p.force("/count", [Fault::DropAfterForward, Fault::Duplicate]);
+        p.force("/other", [Fault::DropBeforeForward]);
+        assert!(raw_post(p.addr(), "hi").await.unwrap().is_empty());
+        let answer = raw_post(p.addr(), "hi").await.unwrap();
+        assert!(String::from_utf8_lossy(&answer).ends_with("len 2"));
+        let answer = raw_post(p.addr(), "hi").await.unwrap();
+        assert!(String::from_utf8_lossy(&answer).ends_with("hit 4 len 2"));
+        let faults: Vec<Fault> = p.events().iter().map(|e| e.fault).collect();
+        assert_eq!(
+            faults,
+            [Fault::DropAfterForward, Fault::Duplicate, Fault::Pass]
+        );
+        assert_eq!(up.hits.load(Ordering::SeqCst), 4);
     }
 
     /// What a sequential client meets, by (connection, request, fault).
