@@ -35,5 +35,16 @@ bench:
 	$(CARGO) build --release -p countersign-gate --bin countersign-loadgen
 	./target/release/countersign-loadgen
 
+.PHONY: demo bench-app
+
+# Countersign Desk on a demo gate (German-credit data, reviewer enrolled). Needs a display;
+# Ctrl-C stops the app and the gate.
+demo: check-toolchain
+	@bash scripts/demo.sh
+
+# Figures of the real app window for BENCHMARKS.md ("App"): start-up, keystroke to paint, memory.
+bench-app: setup
+	bash scripts/e2e.sh bench
+
 clean:
 	$(CARGO) clean

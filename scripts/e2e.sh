@@ -5,8 +5,10 @@
 # Secret Service. Prints a cargo-style `test result:` line so scripts/run-tests.sh counts it.
 #
 # Standalone: `scripts/e2e.sh` (starts its own D-Bus session and gnome-keyring when none is given).
+# `scripts/e2e.sh bench` (`make bench-app`) instead measures the release build with e2e/bench.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-test}
 
 if [ -z "${COUNTERSIGN_TEST_SESSION:-}" ] && [ -z "${COUNTERSIGN_E2E_SESSION:-}" ]; then
   keyrings=$(mktemp -d /tmp/countersign-keyrings.XXXXXX)
@@ -15,7 +17,7 @@ if [ -z "${COUNTERSIGN_TEST_SESSION:-}" ] && [ -z "${COUNTERSIGN_E2E_SESSION:-}"
   # The password only protects this throwaway keyring.
   dbus-run-session -- bash -c '
     printf "countersign-test" | gnome-keyring-daemon --components=secrets --daemonize --unlock >/dev/null
-    exec bash scripts/e2e.sh'
+    exec bash scripts/e2e.sh "$0"' "$mode"
   exit $?
 fi
 export NO_AT_BRIDGE=1
@@ -49,6 +51,14 @@ cargo build --locked --quiet -p countersign-demo-feed --example print_outputs \
 # custom-protocol embeds ui/dist in the binary, as a release does.
 cargo build --locked --quiet -p countersign-desk-app --features custom-protocol \
   || fail "cargo build of the app failed"
+
+if [ "$mode" = bench ]; then
+  echo "e2e: building the release app for the measurements"
+  cargo build --locked --release --quiet -p countersign-gate -p countersign-desk --bins
+  cargo build --locked --release --quiet -p countersign-desk-app --features custom-protocol
+  export COUNTERSIGN_BIN_DIR="$PWD/target/release"
+  cd e2e && exec xvfb-run -a -s "-screen 0 1400x900x24" node bench.mjs
+fi
 
 echo "e2e: running the window tests under Xvfb"
 log=$(mktemp)

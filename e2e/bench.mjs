@@ -1,0 +1,213 @@
+// Figures measured in the real Countersign Desk window (run by `make bench-app`, i.e.
+// `scripts/e2e.sh bench`, under Xvfb): cold start to an interactive queue, keystroke to the next
+// item painted, and memory of the app with its WebKit processes, with 10 000 items cached.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { APP_BIN, DESK_BIN, Driver, Gate, ROOT, sleep, tid, workDir } from './lib/harness.mjs';
+
+const ITEMS = Number(process.env.BENCH_ITEMS ?? 10_000);
+const STARTS = Number(process.env.BENCH_STARTS ?? 5);
+const NAV_KEYS = 300;
+const DECISIONS = 60;
+const REVIEWER = 'sam.senior'; // authority 100 000: may claim every demo item
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+};
+const round = (x) => Math.round(x * 10) / 10;
+
+async function seedItems(gate, work) {
+  const lines = execFileSync(join(ROOT, 'target/debug/examples/print_outputs'), ['1000', 'bench'], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  })
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  let held = 0;
+  // Distinct subjects, so no output supersedes another; about 60% of outputs are held.
+  for (let copy = 0; held < ITEMS; copy++) {
+    for (let i = 0; i < lines.length && held < ITEMS; i += 250) {
+      const batch = lines.slice(i, i + 250).map((o) => ({
+        ...o,
+        output_id: `${o.output_id}-b${copy}`,
+        subject: `${o.subject}-${copy}`,
+      }));
+      const { results } = await gate.post('/v1/outputs', gate.credentials.source_api_key, batch);
+      held += results.filter((r) => r.status === 'accepted' && r.lane !== 'auto').length;
+    }
+  }
+  const deskDir = join(work, 'desk');
+  execFileSync(DESK_BIN, ['--data-dir', deskDir, 'enroll', '--gate', gate.url, '--code', gate.code(REVIEWER)], {
+    stdio: 'ignore',
+  });
+  let claimed = 0;
+  while (claimed < ITEMS) {
+    const out = execFileSync(
+      DESK_BIN,
+      ['--data-dir', deskDir, 'claim', '--limit', String(Math.min(500, ITEMS - claimed)), '--offline-hours', '72'],
+      { encoding: 'utf8' },
+    );
+    const n = Number(/(\d+)/.exec(out)?.[1] ?? 0);
+    if (n === 0) break;
+    claimed += n;
+  }
+  const queued = JSON.parse(execFileSync(DESK_BIN, ['--data-dir', deskDir, 'queue', '--json'], { encoding: 'utf8', maxBuffer: 256 << 20 }));
+  return { deskDir, cached: queued.length };
+}
+
+/** pids of the app and every process under it (WebKit's web and network processes). */
+function appProcesses() {
+  const parent = new Map();
+  const exe = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      exe.set(Number(name), readlinkSync(`/proc/${name}/exe`));
+    } catch {
+      // exited meanwhile, or not ours to read
+    }
+  }
+  const roots = [...exe].filter(([, e]) => e === APP_BIN).map(([p]) => p);
+  const all = new Set(roots);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (all.has(ppid) && !all.has(pid)) {
+        all.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...all].map((pid) => ({ pid, exe: exe.get(pid) }));
+}
+
+/** Ends the app processes a closed session left behind, so each start is a cold one. */
+async function stopApps() {
+  for (let i = 0; i < 50; i++) {
+    const apps = appProcesses().filter((p) => p.exe === APP_BIN);
+    if (apps.length === 0) return;
+    for (const { pid } of apps) {
+      try {
+        process.kill(pid, i < 30 ? 'SIGTERM' : 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(100);
+  }
+  throw new Error('the app did not exit');
+}
+
+function memoryKb(pid) {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+  return { rss: field('Rss'), pss: field('Pss') };
+}
+
+async function main() {
+  const work = workDir();
+  const gate = new Gate(work);
+  await gate.seed(10);
+  await gate.start();
+  const t0 = Date.now();
+  const { deskDir, cached } = await seedItems(gate, work);
+  console.log(`bench: ${cached} items cached in the desk (seeded in ${Math.round((Date.now() - t0) / 1000)} s)`);
+
+  const driver = new Driver();
+  await driver.start({ COUNTERSIGN_DESK_DIR: deskDir });
+  const starts = [];
+  let browser;
+  for (let i = 0; i < STARTS; i++) {
+    const requested = Date.now();
+    browser = await driver.session();
+    await browser.waitUntil(
+      async () => (await browser.execute(() => window.countersignPerf?.queueInteractiveAt ?? null)) !== null,
+      { timeout: 30_000, interval: 20 },
+    );
+    const page = await browser.execute(() => ({
+      origin: performance.timeOrigin,
+      interactive: window.countersignPerf.queueInteractiveAt,
+    }));
+    starts.push({
+      launchToQueue: page.origin + page.interactive - requested,
+      pageToQueue: page.interactive,
+    });
+    if (i < STARTS - 1) {
+      await browser.deleteSession();
+      await stopApps();
+    }
+  }
+
+  const total = Number(await browser.$(tid('count-total')).getAttribute('data-count'));
+  // Keystroke to next item painted: J through the queue.
+  await browser.execute(() => (window.countersignPerf.keyToPaint.length = 0));
+  for (let i = 0; i < NAV_KEYS; i++) {
+    await browser.keys('j');
+  }
+  await sleep(500);
+  const nav = await browser.execute(() => [...window.countersignPerf.keyToPaint]);
+
+  // And after a decision: approve review items one after another.
+  await browser.$(tid('filter-lane')).selectByAttribute('value', 'review');
+  await sleep(300);
+  await browser.execute(() => (window.countersignPerf.keyToPaint.length = 0));
+  for (let i = 0; i < DECISIONS; i++) {
+    await browser.waitUntil(
+      async () => (await browser.$(tid('item-view')).getAttribute('data-armed')) === 'true',
+      { timeout: 10_000, interval: 10 },
+    );
+    const before = await browser.$(tid('item-view')).getAttribute('data-item-id');
+    await browser.keys('a');
+    await browser.waitUntil(
+      async () => (await browser.$(tid('item-view')).getAttribute('data-item-id')) !== before,
+      { timeout: 10_000, interval: 10 },
+    );
+  }
+  await sleep(500);
+  const decide = await browser.execute(() => [...window.countersignPerf.keyToPaint]);
+
+  await sleep(2000);
+  const procs = appProcesses();
+  const mem = procs.map((p) => ({ ...p, ...memoryKb(p.pid) }));
+  const rssMb = mem.reduce((s, m) => s + m.rss, 0) / 1024;
+  const pssMb = mem.reduce((s, m) => s + m.pss, 0) / 1024;
+
+  await browser.deleteSession().catch(() => {});
+  await driver.stop();
+  await gate.stop();
+
+  const result = {
+    items_cached: cached,
+    queue_total_shown: total,
+    cold_start_ms: {
+      launch_to_interactive_queue_median: round(pct(starts.map((s) => s.launchToQueue), 50)),
+      launch_to_interactive_queue_max: round(Math.max(...starts.map((s) => s.launchToQueue))),
+      page_to_interactive_queue_median: round(pct(starts.map((s) => s.pageToQueue), 50)),
+      runs: starts.length,
+    },
+    key_to_next_item_painted_ms: {
+      navigate_j: { samples: nav.length, p50: round(pct(nav, 50)), p95: round(pct(nav, 95)), max: round(Math.max(...nav)) },
+      approve_a: { samples: decide.length, p50: round(pct(decide, 50)), p95: round(pct(decide, 95)), max: round(Math.max(...decide)) },
+    },
+    memory_mb: {
+      rss_sum: round(rssMb),
+      pss_sum: round(pssMb),
+      processes: mem.map((m) => `${m.exe.split('/').pop()} rss ${round(m.rss / 1024)} MB pss ${round(m.pss / 1024)} MB`),
+    },
+  };
+  mkdirSync(join(ROOT, 'target'), { recursive: true });
+  writeFileSync(join(ROOT, 'target/bench-app.json'), JSON.stringify(result, null, 2));
+  console.log(JSON.stringify(result, null, 2));
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e.stack ?? e}`);
+  process.exit(1);
+});
