@@ -4,6 +4,7 @@ import { itemShown, markKey, percentile, perf, queueShown } from '../src/lib/per
 describe('timings for the benchmarks', () => {
   it('measures from the key event to after the paint, once per key', () => {
     perf.keyToPaint.length = 0;
+    perf.keyToDom.length = 0;
     const queued: (() => void)[] = [];
     const wait = (f: () => void) => queued.push(f);
     markKey(100);
@@ -13,6 +14,7 @@ describe('timings for the benchmarks', () => {
     expect(queued).toHaveLength(1);
     queued[0]!();
     expect(perf.keyToPaint).toEqual([30]);
+    expect(perf.keyToDom).toEqual([30]);
   });
 
   it('records the first interactive queue only', () => {

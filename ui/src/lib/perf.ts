@@ -5,13 +5,15 @@
 export interface PerfRecord {
   /** ms from a navigation or decision key event to the frame after the new item was drawn. */
   keyToPaint: number[];
+  /** ms from the same key event to the new item's DOM being updated (before layout and paint). */
+  keyToDom: number[];
   /** ms from the page's time origin to the first queue rows on screen, once. */
   queueInteractiveAt: number | null;
 }
 
 const LIMIT = 2000;
 
-export const perf: PerfRecord = { keyToPaint: [], queueInteractiveAt: null };
+export const perf: PerfRecord = { keyToPaint: [], keyToDom: [], queueInteractiveAt: null };
 
 let pendingKeyAt: number | null = null;
 
@@ -30,6 +32,8 @@ export function itemShown(now: () => number = () => performance.now(), wait = af
   if (pendingKeyAt === null) return;
   const start = pendingKeyAt;
   pendingKeyAt = null;
+  perf.keyToDom.push(now() - start);
+  if (perf.keyToDom.length > LIMIT) perf.keyToDom.shift();
   wait(() => {
     perf.keyToPaint.push(now() - start);
     if (perf.keyToPaint.length > LIMIT) perf.keyToPaint.shift();
