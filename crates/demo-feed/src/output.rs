@@ -318,9 +318,11 @@ pub(crate) fn build(
         scorer.base_logit()
     ));
 
+    // The summary is the applicant's file, not the model's view of it: it carries no score and no
+    // proposal, because documents reach reviewers of `human_only` items, who must decide without
+    // seeing what the model proposed.
     let mut summary = format!(
-        "Application {}\nRequested: {amount} EUR over {term} months\nModel: {model}, P(good) = \
-         {p:.3}, proposal: {decision}\n\nApplicant data:\n",
+        "Application {}\nRequested: {amount} EUR over {term} months\n\nApplicant data:\n",
         applicant.subject()
     );
     for name in scorer.attributes() {

@@ -289,6 +289,14 @@ fn outputs_are_well_formed_and_round_trip() {
                 .text
                 .starts_with(&format!("Application {}\n", output.subject))
         );
+        // Documents reach human_only reviewers, so they must not leak the model's view.
+        let summary = &output.evidence.documents[0].text;
+        assert!(
+            !summary.contains("P(good)")
+                && !summary.contains("approve")
+                && !summary.contains("decline"),
+            "the application summary leaks the model's proposal: {summary}"
+        );
         assert!(
             output
                 .evidence
