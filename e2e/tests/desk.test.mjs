@@ -108,6 +108,13 @@ describe('Countersign Desk window', () => {
 
   it('enrolls on first run with the gate URL and a one-time code', async () => {
     await (await el('first-run')).waitForDisplayed({ timeout: 20_000 });
+    // Anything the strict CSP blocks from here on (the UI's own styles and scripts included).
+    await browser.execute(() => {
+      window.__cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
+    });
     await (await el('gate-url')).setValue(gate.url);
     await (await el('enroll-code')).setValue('wrong-code');
     await (await el('enroll-submit')).click();
@@ -123,12 +130,16 @@ describe('Countersign Desk window', () => {
 
   it('claims a batch of items into the queue', async () => {
     // A model output whose text carries markup, posted by the source system before the claim.
-    const hostile = await postHostileOutput();
+    hostileSubject = await postHostileOutput();
     await press('o');
     await (await el('claim-dialog')).waitForDisplayed();
     await (await el('claim-limit')).setValue('100');
     await (await el('claim-submit')).click();
-    await waitUntil('claimed rows', async () => Number(await attr('count-total', 'data-count')) > 10, 20_000);
+    await waitUntil(
+      'claimed rows on screen',
+      async () => Number(await attr('count-total', 'data-count')) > 10 && (await browser.$$(tid('queue-row'))).length > 5,
+      20_000,
+    );
     // The list is virtual: only the rows on screen exist, each item once.
     const ids = await browser.execute(
       (sel) => [...document.querySelectorAll(sel)].map((r) => r.getAttribute('data-item-id')),
@@ -136,7 +147,6 @@ describe('Countersign Desk window', () => {
     );
     assert.ok(ids.length > 5, `${ids.length} rows on screen`);
     assert.equal(new Set(ids).size, ids.length, 'each item once in the queue');
-    hostileSubject = hostile;
     await shownItem();
     await dismissNotices();
     await screenshot(browser, 'queue');
@@ -261,6 +271,18 @@ describe('Countersign Desk window', () => {
       scripts: [...document.scripts].filter((s) => !s.src).length,
     }));
     assert.deepEqual(injected, { flag: null, imgs: 0, scripts: 0 });
+    // The whole session ran under the CSP without a single violation.
+    assert.deepEqual(await browser.execute(() => window.__cspViolations), []);
+    // And the CSP is really in force: an inline script added to the page is blocked and reported.
+    await browser.execute(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__csInline = 1';
+      document.body.appendChild(s);
+    });
+    await waitUntil('the CSP to report the inline script', async () =>
+      (await browser.execute(() => window.__cspViolations.length)) > 0,
+    );
+    assert.equal(await browser.execute(() => window.__csInline ?? null), null);
     await dismissNotices();
     await rationale.scrollIntoView();
     await screenshot(browser, 'hostile-item');
