@@ -12,7 +12,6 @@ packages=(
   webkit2gtk-driver xvfb xauth imagemagick
   gnome-keyring dbus-x11 libsecret-tools
 )
-command -v node >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +22,13 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The UI's build (Vite 8) needs Node.js 20.19 or newer; Debian 12's own nodejs is 18, too old.
+node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a==20&&b>=19)?"yes":"no")' 2>/dev/null || echo no)
+if [ "$node_ok" != yes ]; then
+  echo "setup: Node.js 20.19 or newer is needed for the desk's UI (found: $(node --version 2>/dev/null || echo none)); install it from https://nodejs.org or NodeSource and run again" >&2
+  exit 1
 fi
 
 if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
