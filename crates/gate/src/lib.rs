@@ -3,6 +3,7 @@
 //! translate to and from it.
 
 pub use countersign_api as api;
+pub mod canon;
 pub mod db;
 pub mod demo;
 pub mod error;

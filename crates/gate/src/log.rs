@@ -14,7 +14,7 @@ use countersign_core::checkpoint::{
     Checkpoint, NoteSigner, NoteVerifier, Receipt, sign_checkpoint,
 };
 use countersign_core::merkle::{self, Frontier, Hash, NodeId};
-use countersign_core::{AuditEntry, AuditEventKind, V1, canonical};
+use countersign_core::{AuditEntry, AuditEventKind, V1};
 use serde_json::Value;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
@@ -330,8 +330,7 @@ impl WriteTx {
             item_id,
             data,
         };
-        let bytes = canonical::to_canonical_bytes(&entry)
-            .map_err(|e| GateError::internal(format!("canonical audit entry: {e}")))?;
+        let bytes = crate::canon::to_vec(&entry)?;
         let completed = frontier.append(merkle::leaf_hash(&bytes));
         self.pending_nodes.extend(completed);
         self.pending_entries.push(PendingEntry {

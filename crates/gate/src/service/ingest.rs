@@ -202,8 +202,8 @@ impl Gate {
                 ),
             ));
         }
-        let body = canonical::to_canonical_bytes(&value)
-            .map_err(|e| GateError::unprocessable("invalid_output", e.to_string()))?;
+        let body = crate::canon::value_to_vec(&value)
+            .map_err(|e| GateError::unprocessable("invalid_output", e.message))?;
         if body.len() > self.config.max_output_bytes {
             return Err(GateError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -535,8 +535,7 @@ impl Gate {
             None => (new_id(), 1),
         };
         let served = self.served_item(item_id, version, &output, &routing, now, due_at, policy);
-        let served_bytes = canonical::to_canonical_bytes(&served)
-            .map_err(|e| GateError::internal(format!("canonical served item: {e}")))?;
+        let served_bytes = crate::canon::to_vec(&served)?;
         let served_sha256 = sha256_hex(&served_bytes);
         let served_text = String::from_utf8(served_bytes)
             .map_err(|_| GateError::internal("canonical JSON is always UTF-8"))?;

@@ -124,7 +124,7 @@ impl Gate {
         };
         let body = serde_json::to_value(&document)
             .map_err(|e| GateError::internal(format!("release document: {e}")))?;
-        let body_text = countersign_core::canonical::to_canonical_bytes(&body)
+        let body_text = crate::canon::value_to_vec(&body)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| GateError::internal("release document is not canonical JSON"))?;
