@@ -2,7 +2,7 @@
 // `scripts/e2e.sh bench`, under Xvfb): cold start to an interactive queue, keystroke to the next
 // item painted, and memory of the app with its WebKit processes, with 10 000 items cached.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { APP_BIN, DESK_BIN, Driver, Gate, ROOT, sleep, tid, workDir } from './lib/harness.mjs';
@@ -145,6 +145,7 @@ async function main() {
     }
   }
 
+  globalThis.benchBrowser = browser;
   const total = Number(await browser.$(tid('count-total')).getAttribute('data-count'));
   // Keystroke to next item painted: J through the queue.
   await browser.execute(() => (window.countersignPerf.keyToPaint.length = 0));
@@ -161,13 +162,13 @@ async function main() {
   for (let i = 0; i < DECISIONS; i++) {
     await browser.waitUntil(
       async () => (await browser.$(tid('item-view')).getAttribute('data-armed')) === 'true',
-      { timeout: 10_000, interval: 10 },
+      { timeout: 60_000, interval: 10 },
     );
     const before = await browser.$(tid('item-view')).getAttribute('data-item-id');
     await browser.keys('a');
     await browser.waitUntil(
       async () => (await browser.$(tid('item-view')).getAttribute('data-item-id')) !== before,
-      { timeout: 10_000, interval: 10 },
+      { timeout: 60_000, interval: 10 },
     );
   }
   await sleep(500);
@@ -182,6 +183,7 @@ async function main() {
   await browser.deleteSession().catch(() => {});
   await driver.stop();
   await gate.stop();
+  rmSync(work, { recursive: true, force: true });
 
   const result = {
     items_cached: cached,
@@ -207,7 +209,10 @@ async function main() {
   console.log(JSON.stringify(result, null, 2));
 }
 
-main().catch((e) => {
+main().catch(async (e) => {
+  if (globalThis.benchBrowser) {
+    await globalThis.benchBrowser.saveScreenshot(join(ROOT, 'target/bench-app-failure.png')).catch(() => {});
+  }
   console.error(`bench: ${e.stack ?? e}`);
   process.exit(1);
 });

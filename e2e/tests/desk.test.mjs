@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { DESK_BIN, Driver, Gate, ROOT, decisionOf, screenshot, sleep, tid, workDir } from '../lib/harness.mjs';
@@ -104,6 +104,9 @@ describe('Countersign Desk window', () => {
     await browser?.deleteSession().catch(() => {});
     await driver?.stop();
     await gate?.stop();
+    // E2E_KEEP=1 keeps the gate's database and log and the desk's data and log for a look.
+    if (process.env.E2E_KEEP) console.log(`e2e: data kept in ${work}`);
+    else if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('enrolls on first run with the gate URL and a one-time code', async () => {
