@@ -35,6 +35,38 @@ pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, GateError> {
     Ok(out)
 }
 
+/// JCS bytes of the object `value` with its member `key` written as `raw`, which must already be
+/// the JCS bytes of that member's value: a release body is canonicalised once for its row and
+/// spliced into its log entry.
+pub fn object_with_raw_member(value: &Value, key: &str, raw: &[u8]) -> Result<Vec<u8>, GateError> {
+    let Value::Object(map) = value else {
+        return Err(GateError::internal("canonical splice into a non-object"));
+    };
+    if !map.contains_key(key) {
+        return Err(GateError::internal(format!(
+            "canonical splice: no member `{key}`"
+        )));
+    }
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_by(|a, b| jcs_key_order(a.0, b.0));
+    let mut out = Vec::with_capacity(raw.len() + 256);
+    out.push(b'{');
+    for (i, (name, member)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(&mut out, name)?;
+        out.push(b':');
+        if name == key {
+            out.extend_from_slice(raw);
+        } else {
+            write_value(&mut out, member)?;
+        }
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
 fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), GateError> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
@@ -210,5 +242,15 @@ mod tests {
         };
         let core = canonical::to_canonical_bytes(&entry).unwrap();
         assert_eq!(to_vec(&entry).unwrap(), core);
+        let data = value_to_vec(&entry.data).unwrap();
+        let hollow = serde_json::to_value(countersign_core::AuditEntry {
+            data: Value::Null,
+            ..entry
+        })
+        .unwrap();
+        assert_eq!(
+            object_with_raw_member(&hollow, "data", &data).unwrap(),
+            core
+        );
     }
 }

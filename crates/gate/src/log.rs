@@ -256,6 +256,12 @@ impl AuditLog {
     }
 }
 
+/// The data of an entry being appended: a value, or its JCS bytes.
+enum Data<'a> {
+    Value(Value),
+    Canonical(&'a [u8]),
+}
+
 /// An entry appended in a transaction, written at commit.
 #[derive(Debug)]
 struct PendingEntry {
@@ -318,19 +324,54 @@ impl WriteTx {
         item_id: Option<Uuid>,
         data: Value,
     ) -> Result<u64, GateError> {
+        self.append_entry(log, kind, actor, item_id, Data::Value(data))
+            .await
+    }
+
+    /// [`WriteTx::append`] with `data` given as its JCS bytes, which the caller already has.
+    pub async fn append_canonical(
+        &mut self,
+        log: &AuditLog,
+        kind: AuditEventKind,
+        actor: &str,
+        item_id: Option<Uuid>,
+        data: &[u8],
+    ) -> Result<u64, GateError> {
+        self.append_entry(log, kind, actor, item_id, Data::Canonical(data))
+            .await
+    }
+
+    async fn append_entry(
+        &mut self,
+        log: &AuditLog,
+        kind: AuditEventKind,
+        actor: &str,
+        item_id: Option<Uuid>,
+        data: Data<'_>,
+    ) -> Result<u64, GateError> {
         let frontier = self.frontier(log).await?;
         let index = frontier.size();
         let now = now_ms();
-        let entry = AuditEntry {
+        let mut entry = AuditEntry {
             v: V1,
             index,
             at: crate::db::ms_to_time(now),
             kind,
             actor: actor.to_owned(),
             item_id,
-            data,
+            data: Value::Null,
         };
-        let bytes = crate::canon::to_vec(&entry)?;
+        let bytes = match data {
+            Data::Value(value) => {
+                entry.data = value;
+                crate::canon::to_vec(&entry)?
+            }
+            Data::Canonical(raw) => {
+                let hollow = serde_json::to_value(&entry)
+                    .map_err(|e| GateError::internal(format!("audit entry: {e}")))?;
+                crate::canon::object_with_raw_member(&hollow, "data", raw)?
+            }
+        };
         let completed = frontier.append(merkle::leaf_hash(&bytes));
         self.pending_nodes.extend(completed);
         self.pending_entries.push(PendingEntry {

@@ -15,6 +15,7 @@ use crate::db::{DbError, Tx, ms_to_time, now_ms};
 use crate::error::GateError;
 use crate::log::WriteTx;
 use crate::on_tx;
+use sqlx::QueryBuilder;
 
 /// A lease row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -123,9 +124,12 @@ impl Gate {
         };
         // Items the caller may decide: within authority, not leased (or lease lapsed), not
         // already decided by them on this version (four-eyes) and not escalated by them.
+        // The served item and the approvals so far come with the candidates: one statement for
+        // the whole claim instead of two more per item.
         let sql = format!(
-            "SELECT i.item_id, i.current_version, i.active_lease_id, i.escalation_level, i.approvals_required, i.outcome \
-             FROM items i \
+            "SELECT i.item_id, i.current_version, i.active_lease_id, i.escalation_level, i.approvals_required, i.outcome, \
+                    v.served, v.served_sha256, ({APPROVALS_OF_I}) AS approvals_given \
+             FROM items i JOIN item_versions v ON v.item_id = i.item_id AND v.version = i.current_version \
              WHERE i.status IN {statuses} \
                AND (i.active_lease_id IS NULL OR i.lease_expires_at < $1) \
                AND i.authority_required <= $2 \
@@ -134,7 +138,17 @@ impl Gate {
              ORDER BY i.due_at, i.received_at \
              LIMIT $4{lock}"
         );
-        type Candidate = (String, i64, Option<String>, i64, i64, Option<String>);
+        type Candidate = (
+            String,
+            i64,
+            Option<String>,
+            i64,
+            i64,
+            Option<String>,
+            String,
+            String,
+            i64,
+        );
         let candidates: Vec<Candidate> = on_tx!(&mut wtx.tx, conn => {
             sqlx::query_as(&sql)
                 .bind(now)
@@ -146,8 +160,18 @@ impl Gate {
                 .map_err(DbError::from)?
         });
         let mut claimed = Vec::with_capacity(candidates.len());
-        for (item_id, version, lapsed_lease, escalation_level, approvals_required, outcome) in
-            candidates
+        let mut new_leases = Vec::with_capacity(candidates.len());
+        for (
+            item_id,
+            version,
+            lapsed_lease,
+            escalation_level,
+            approvals_required,
+            outcome,
+            served,
+            served_sha256,
+            approvals_given,
+        ) in candidates
         {
             let item_uuid = parse_uuid(&item_id)?;
             if let Some(old) = lapsed_lease {
@@ -194,34 +218,7 @@ impl Gate {
                 }),
             )
             .await?;
-            let (served, served_sha256): (String, String) = on_tx!(&mut wtx.tx, conn => {
-                sqlx::query("INSERT INTO leases (lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state) VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, 'active')")
-                    .bind(lease.lease_id.to_string())
-                    .bind(&item_id)
-                    .bind(version)
-                    .bind(&user.user_id)
-                    .bind(device_id)
-                    .bind(now)
-                    .bind(expires_at)
-                    .bind(i64::from(request.offline))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(DbError::from)?;
-                sqlx::query("UPDATE items SET active_lease_id = $1, lease_expires_at = $2 WHERE item_id = $3")
-                    .bind(lease.lease_id.to_string())
-                    .bind(expires_at)
-                    .bind(&item_id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(DbError::from)?;
-                sqlx::query_as("SELECT served, served_sha256 FROM item_versions WHERE item_id = $1 AND version = $2")
-                    .bind(&item_id)
-                    .bind(version)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(DbError::from)?
-            });
-            let approvals_given = approvals_given(&mut wtx.tx, &item_id, version).await?;
+            new_leases.push((lease.lease_id.to_string(), item_id, version));
             claimed.push(ClaimedItem {
                 lease,
                 item: serde_json::value::RawValue::from_string(served)
@@ -232,8 +229,31 @@ impl Gate {
                     .transpose()
                     .map_err(|e| GateError::internal(format!("stored outcome: {e}")))?,
                 approvals_required: u32::try_from(approvals_required).unwrap_or(1),
-                approvals_given,
+                approvals_given: u32::try_from(approvals_given).unwrap_or_default(),
                 escalation_level: u32::try_from(escalation_level).unwrap_or_default(),
+            });
+        }
+        for chunk in new_leases.chunks(200) {
+            on_tx!(&mut wtx.tx, conn => {
+                let mut q = QueryBuilder::new("INSERT INTO leases (lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state) ");
+                q.push_values(chunk, |mut b, (lease_id, item_id, version)| {
+                    b.push_bind(lease_id.as_str()).push_bind(item_id.as_str()).push_bind(*version)
+                        .push_bind(1_i64).push_bind(&user.user_id).push_bind(device_id)
+                        .push_bind(now).push_bind(expires_at).push_bind(i64::from(request.offline))
+                        .push_bind("active");
+                });
+                q.build().execute(&mut *conn).await.map_err(DbError::from)?;
+                let mut q = QueryBuilder::new("UPDATE items SET active_lease_id = CASE item_id");
+                for (lease_id, item_id, _) in chunk {
+                    q.push(" WHEN ").push_bind(item_id.as_str()).push(" THEN ").push_bind(lease_id.as_str());
+                }
+                q.push(" END, lease_expires_at = ").push_bind(expires_at).push(" WHERE item_id IN (");
+                let mut list = q.separated(", ");
+                for (_, item_id, _) in chunk {
+                    list.push_bind(item_id.as_str());
+                }
+                q.push(")");
+                q.build().execute(&mut *conn).await.map_err(DbError::from)?;
             });
         }
         wtx.commit(&self.log).await?;
@@ -525,26 +545,11 @@ impl Gate {
     }
 }
 
-/// Distinct reviewers whose approval or correction counts towards the item's current outcome.
-pub(crate) async fn approvals_given(
-    tx: &mut Tx,
-    item_id: &str,
-    version: i64,
-) -> Result<u32, GateError> {
-    // Approvals count from the latest correction or escalation on this version: a correction
-    // replaces the outcome others approved, and an escalation asks for a higher authority.
-    let count: i64 = on_tx!(tx, conn => {
-        sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT user_id) FROM decisions \
-             WHERE item_id = $1 AND item_version = $2 AND outcome = 'applied' AND kind IN ('approve', 'correct') \
-               AND log_index >= COALESCE((SELECT MAX(log_index) FROM decisions \
-                                          WHERE item_id = $1 AND item_version = $2 AND outcome = 'applied' AND kind IN ('correct', 'escalate')), 0)",
-        )
-        .bind(item_id)
-        .bind(version)
-        .fetch_one(conn)
-        .await
-        .map_err(DbError::from)?
-    });
-    Ok(u32::try_from(count).unwrap_or_default())
-}
+/// Distinct reviewers whose approval or correction counts towards the current outcome of item
+/// `i`: those since the latest correction or escalation on its current version (a correction
+/// replaces the outcome others approved, and an escalation asks for a higher authority). The
+/// same rule as `approvals_given` in decisions.rs, which counts the rows a push holds in memory.
+const APPROVALS_OF_I: &str = "SELECT COUNT(DISTINCT a.user_id) FROM decisions a \
+     WHERE a.item_id = i.item_id AND a.item_version = i.current_version AND a.outcome = 'applied' AND a.kind IN ('approve', 'correct') \
+       AND a.log_index >= COALESCE((SELECT MAX(b.log_index) FROM decisions b \
+                                    WHERE b.item_id = i.item_id AND b.item_version = i.current_version AND b.outcome = 'applied' AND b.kind IN ('correct', 'escalate')), 0)";

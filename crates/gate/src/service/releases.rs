@@ -124,19 +124,18 @@ impl Gate {
         };
         let body = serde_json::to_value(&document)
             .map_err(|e| GateError::internal(format!("release document: {e}")))?;
-        let body_text = crate::canon::value_to_vec(&body)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| GateError::internal("release document is not canonical JSON"))?;
+        let body_bytes = crate::canon::value_to_vec(&body)?;
         let index = wtx
-            .append(
+            .append_canonical(
                 &self.log,
                 AuditEventKind::Released,
                 "gate",
                 draft.item_id,
-                body,
+                &body_bytes,
             )
             .await?;
+        let body_text = String::from_utf8(body_bytes)
+            .map_err(|_| GateError::internal("release document is not canonical JSON"))?;
         debug_assert_eq!(index, release_seq);
         metrics::counter!("countersign_releases_total", "lane" => draft.routing.lane.as_str())
             .increment(1);
