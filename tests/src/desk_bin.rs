@@ -1,8 +1,9 @@
 //! The `countersign-desk` binary for tests outside its crate. `CARGO_BIN_EXE_*` exists only for
 //! the crate that defines the binary, and a path guessed from this test's own location can be a
 //! stale build; so the tests ask cargo to build it and take the path cargo reports, which
-//! follows `CARGO_TARGET_DIR`, the profile and any target triple. `COUNTERSIGN_DESK_BIN` points
-//! at a prebuilt binary instead.
+//! follows `CARGO_TARGET_DIR`, the profile and any target triple (under `make test` it asks for
+//! the very build the run made, see below). `COUNTERSIGN_DESK_BIN` points at a prebuilt binary
+//! instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,16 +28,23 @@ fn build() -> Result<PathBuf, String> {
         .ok_or("the e2e crate is not inside the workspace")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args([
+    command.current_dir(workspace);
+    if std::env::var_os("COUNTERSIGN_TEST_SESSION").is_some() {
+        // Under `make test` (scripts/run-tests.sh) this test runs inside `cargo test
+        // --workspace --locked`, which has built the binary already: the same request finds
+        // it fresh in a second, where `-p countersign-desk` would unify features differently
+        // and compile the desk's dependencies again.
+        command.args(["test", "--workspace", "--locked", "--no-run"]);
+    } else {
+        command.args([
             "build",
             "-p",
             "countersign-desk",
             "--bin",
             "countersign-desk",
-        ])
-        .arg("--message-format=json-render-diagnostics");
+        ]);
+    }
+    command.arg("--message-format=json-render-diagnostics");
     if !cfg!(debug_assertions) {
         command.arg("--release");
     }
@@ -46,7 +54,7 @@ fn build() -> Result<PathBuf, String> {
         .map_err(|e| format!("running cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo build failed ({}):\n{}",
+            "cargo failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ));
@@ -55,11 +63,16 @@ fn build() -> Result<PathBuf, String> {
     let executable = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "countersign-desk")
+        // The binary's own unit-test executable has the same target name.
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"] == "countersign-desk"
+                && m["profile"]["test"] == false
+        })
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .ok_or("cargo reported no countersign-desk executable")?;
     println!(
-        "countersign-desk: {} (cargo build took {:.1} s)",
+        "countersign-desk: {} (cargo took {:.1} s)",
         executable.display(),
         started.elapsed().as_secs_f64()
     );
