@@ -791,10 +791,16 @@ impl Desk {
         })
     }
 
+    /// Notes whether the gate answered, for `status().online`. Failures that never reached the
+    /// network (keyring, local storage) say nothing about the gate.
     async fn record_contact(&self, result: &Result<(), DeskError>) -> Result<(), DeskError> {
         let reached = match result {
             Ok(()) => true,
-            Err(e) => !e.is_transient(),
+            Err(e) => match e.code {
+                ErrorCode::GateUnreachable => false,
+                ErrorCode::GateRefused | ErrorCode::LogInconsistent => true,
+                _ => return Ok(()),
+            },
         };
         sqlx::query("UPDATE sync_state SET last_contact_at = ?, last_contact_ok = ?")
             .bind(ts(Utc::now()))

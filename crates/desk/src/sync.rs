@@ -2,7 +2,7 @@
 //! order, verify every receipt, and only then learn what changed on the gate and renew leases.
 //! Every step is idempotent, so the process may be killed at any moment and simply run again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -83,13 +83,11 @@ impl Desk {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "sync failed");
-                let reached = !e.is_transient();
-                sqlx::query("UPDATE sync_state SET last_contact_at = ?, last_contact_ok = ?, last_error = ?")
-                    .bind(&now)
-                    .bind(i64::from(reached))
+                sqlx::query("UPDATE sync_state SET last_error = ?")
                     .bind(e.to_string())
                     .execute(self.pool())
                     .await?;
+                self.record_contact(&Err(e.clone())).await?;
                 if e.code == ErrorCode::LogInconsistent {
                     sqlx::query(
                         "UPDATE sync_state SET log_inconsistent = COALESCE(log_inconsistent, ?)",
@@ -301,7 +299,10 @@ impl Desk {
         let request = PushRequest {
             decisions: batch.iter().map(|p| p.jws.clone()).collect(),
         };
-        let response: PushResponse = client.post("/v1/decisions", &request).await?;
+        let response: PushResponse = client
+            .post("/v1/decisions", &request)
+            .instrument(tracing::info_span!("gate_push"))
+            .await?;
         if response.results.len() != batch.len() {
             return Err(DeskError::refused(
                 "bad_response",
@@ -319,21 +320,35 @@ impl Desk {
             .iter()
             .filter_map(|r| r.receipt.as_ref().map(|rc| rc.leaf_index))
             .collect();
-        let entries = fetch_entries(client, &indexes).await?;
+        let entries = fetch_entries(client, &indexes)
+            .instrument(tracing::info_span!("fetch_entries"))
+            .await?;
+        let verifying = tracing::info_span!("verify_receipts").entered();
         let mut checkpoints: HashMap<String, Checkpoint> = HashMap::new();
         let mut updates = Vec::with_capacity(batch.len());
         for (pending, result) in batch.iter().zip(&response.results) {
             updates.push(self.judge_result(pending, result, &entries, &mut checkpoints)?);
         }
+        drop(verifying);
         // Every checkpoint the receipts lead to must extend what this desk saw.
         let mut by_size: Vec<(&String, &Checkpoint)> = checkpoints.iter().collect();
         by_size.sort_by_key(|(_, c)| c.size);
         for (note, checkpoint) in by_size {
             self.accept_checkpoint(client, checkpoint, note).await?;
         }
+        self.store_results(&updates, report)
+            .instrument(tracing::info_span!("store_results"))
+            .await
+    }
+
+    async fn store_results(
+        &self,
+        updates: &[Update],
+        report: &mut SyncReport,
+    ) -> Result<(), DeskError> {
         let now = ts(Utc::now());
         let mut tx = self.pool().begin().await?;
-        for u in &updates {
+        for u in updates {
             sqlx::query("UPDATE outbox SET state = ?, reason = ?, leaf_index = ?, acked_at = ? WHERE device_seq = ? AND state = 'pending'")
                 .bind(u.state)
                 .bind(&u.reason)
@@ -512,9 +527,11 @@ impl Desk {
             total,
         });
         // Only undecided leases need renewing.
-        let decided: Vec<String> = sqlx::query_scalar("SELECT lease_id FROM outbox")
+        let decided: HashSet<String> = sqlx::query_scalar("SELECT lease_id FROM outbox")
             .fetch_all(self.pool())
-            .await?;
+            .await?
+            .into_iter()
+            .collect();
         active.retain(|id| !decided.contains(&id.to_string()));
         Ok(active)
     }
@@ -533,15 +550,15 @@ impl Desk {
             total,
         });
         let mut done = 0;
+        let before: HashMap<String, String> = {
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT lease_id, lease_expires_at FROM items WHERE lease_state = 'active'",
+            )
+            .fetch_all(self.pool())
+            .await?;
+            rows.into_iter().collect()
+        };
         for chunk in active.chunks(200) {
-            let before: HashMap<String, String> = {
-                let rows: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT lease_id, lease_expires_at FROM items WHERE lease_state = 'active'",
-                )
-                .fetch_all(self.pool())
-                .await?;
-                rows.into_iter().collect()
-            };
             let response: LeasesResponse = client
                 .post(
                     "/v1/leases/renew",

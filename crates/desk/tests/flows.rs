@@ -466,3 +466,91 @@ async fn auto_sync_pushes_soon_after_a_decision() {
     handle.abort();
     gate.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_decision_does_not_block_the_ones_behind_it_and_purge_keeps_the_record() {
+    keyring();
+    let gdir = temp();
+    let gate = TestGate::start(gdir.path()).await;
+    gate.ingest(&review_outputs("ref", 3)).await;
+    let code = gate.user("hal", Role::Reviewer, 50_000.0).await;
+    let ddir = temp();
+    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "hal-laptop")
+        .await
+        .unwrap();
+    desk.claim(3, None).await.unwrap();
+    let mut saved = Vec::new();
+    for e in desk.queue().await.unwrap() {
+        saved.push(
+            desk.decide(req(e.item_id, DecisionKind::Approve))
+                .await
+                .unwrap(),
+        );
+    }
+    // Damage the signature of the middle decision, as a bad disk or a bug might: the gate
+    // refuses it outright, and the one behind it must still go through.
+    let db = ddir
+        .path()
+        .join("accounts")
+        .join(&desk.account().account_id)
+        .join("desk.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let jws: String = sqlx::query_scalar("SELECT jws FROM outbox WHERE device_seq = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (head, sig) = jws.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let tampered = format!("{head}.{flipped}{}", &sig[1..]);
+    sqlx::query("UPDATE outbox SET jws = ? WHERE device_seq = 2")
+        .bind(&tampered)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let report = desk.sync(&|_| {}).await.unwrap();
+    assert_eq!(
+        (report.pushed, report.applied, report.refused),
+        (3, 2, 1),
+        "{report:?}"
+    );
+    let conflicts = desk.conflicts().await.unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].state, DecisionState::Refused);
+    assert_eq!(conflicts[0].device_seq, 2);
+    assert!(
+        conflicts[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("bad_signature"),
+        "{:?}",
+        conflicts[0].reason
+    );
+    let on_gate = gate.decisions_of(&desk.account().device_id).await;
+    assert_eq!(on_gate.len(), 2);
+
+    // Retention: evidence of finished items goes, the signed decisions and receipts stay.
+    assert_eq!(
+        desk.purge(30).await.unwrap().items_purged,
+        0,
+        "too recent to purge"
+    );
+    let purged = desk.purge(0).await.unwrap();
+    assert_eq!(purged.items_purged, 3);
+    let e = desk.item(saved[0].item_id).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotFound);
+    assert!(e.message.contains("purged"), "{e}");
+    let decisions = desk.decisions(10).await.unwrap();
+    assert_eq!(decisions.len(), 3);
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| d.state == DecisionState::Applied)
+            .all(|d| d.leaf_index.is_some())
+    );
+    gate.stop().await;
+}
