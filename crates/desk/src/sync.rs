@@ -489,6 +489,8 @@ impl Desk {
                 .await?;
         let local: HashMap<String, String> = local.into_iter().collect();
         let mut active = Vec::new();
+        // Ended leases grouped by their new state, so each group is one statement per chunk.
+        let mut ended: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut tx = self.pool().begin().await?;
         for state in &response.leases {
             let lease_id = state.lease.lease_id.to_string();
@@ -497,14 +499,14 @@ impl Desk {
             };
             report.pulled += 1;
             if state.state == "active" {
-                sqlx::query(
-                    "UPDATE items SET lease_expires_at = ?, lease_epoch = ? WHERE lease_id = ?",
-                )
-                .bind(ts(state.lease.expires_at))
-                .bind(i64::from(state.lease.epoch))
-                .bind(&lease_id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query("UPDATE items SET lease_expires_at = ?, lease_epoch = ? WHERE lease_id = ? AND (lease_expires_at <> ? OR lease_epoch <> ?)")
+                    .bind(ts(state.lease.expires_at))
+                    .bind(i64::from(state.lease.epoch))
+                    .bind(&lease_id)
+                    .bind(ts(state.lease.expires_at))
+                    .bind(i64::from(state.lease.epoch))
+                    .execute(&mut *tx)
+                    .await?;
                 active.push(state.lease.lease_id);
             } else if *local_state != state.state {
                 match state.state.as_str() {
@@ -512,12 +514,24 @@ impl Desk {
                     "superseded" => report.superseded += 1,
                     _ => {}
                 }
-                tracing::info!(lease_id, state = state.state, "lease ended on the gate");
-                sqlx::query("UPDATE items SET lease_state = ? WHERE lease_id = ?")
-                    .bind(&state.state)
-                    .bind(&lease_id)
-                    .execute(&mut *tx)
-                    .await?;
+                tracing::debug!(lease_id, state = state.state, "lease ended on the gate");
+                ended
+                    .entry(state.state.as_str())
+                    .or_default()
+                    .push(lease_id);
+            }
+        }
+        for (state, ids) in &ended {
+            for chunk in ids.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new("UPDATE items SET lease_state = ");
+                q.push_bind(*state);
+                q.push(" WHERE lease_id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
