@@ -348,26 +348,48 @@ impl Desk {
     ) -> Result<(), DeskError> {
         let now = ts(Utc::now());
         let mut tx = self.pool().begin().await?;
-        for u in updates {
-            sqlx::query("UPDATE outbox SET state = ?, reason = ?, leaf_index = ?, acked_at = ? WHERE device_seq = ? AND state = 'pending'")
-                .bind(u.state)
-                .bind(&u.reason)
-                .bind(u.receipt.as_ref().map(|(r, _)| to_i64(r.leaf_index)))
-                .bind(&now)
-                .bind(u.seq)
-                .execute(&mut *tx)
-                .await?;
-            if let Some((receipt, entry)) = &u.receipt {
-                sqlx::query("INSERT OR REPLACE INTO receipts (device_seq, leaf_index, tree_size, receipt, entry, verified_at) VALUES (?, ?, ?, ?, ?, ?)")
-                    .bind(u.seq)
-                    .bind(to_i64(receipt.leaf_index))
-                    .bind(to_i64(receipt.tree_size))
-                    .bind(serde_json::to_string(receipt).map_err(DeskError::storage)?)
-                    .bind(entry)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
+        // Set statements per chunk: one statement per decision costs more than the SQL itself.
+        for chunk in updates.chunks(500) {
+            let mut q = sqlx::QueryBuilder::new(
+                "UPDATE outbox SET state = v.column2, reason = v.column3, leaf_index = v.column4, acked_at = ",
+            );
+            q.push_bind(&now);
+            q.push(" FROM (");
+            q.push_values(chunk, |mut row, u| {
+                row.push_bind(u.seq)
+                    .push_bind(u.state)
+                    .push_bind(u.reason.as_deref())
+                    .push_bind(u.receipt.as_ref().map(|(r, _)| to_i64(r.leaf_index)));
+            });
+            q.push(") AS v WHERE outbox.device_seq = v.column1 AND outbox.state = 'pending'");
+            q.build().execute(&mut *tx).await?;
+            let with_receipts: Vec<(&Update, String)> = chunk
+                .iter()
+                .filter_map(|u| {
+                    u.receipt
+                        .as_ref()
+                        .map(|(r, _)| serde_json::to_string(r).map(|text| (u, text)))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(DeskError::storage)?;
+            if !with_receipts.is_empty() {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT OR REPLACE INTO receipts (device_seq, leaf_index, tree_size, receipt, entry, verified_at) ",
+                );
+                q.push_values(&with_receipts, |mut row, (u, text)| {
+                    if let Some((receipt, entry)) = &u.receipt {
+                        row.push_bind(u.seq)
+                            .push_bind(to_i64(receipt.leaf_index))
+                            .push_bind(to_i64(receipt.tree_size))
+                            .push_bind(text.as_str())
+                            .push_bind(entry.as_str())
+                            .push_bind(&now);
+                    }
+                });
+                q.build().execute(&mut *tx).await?;
             }
+        }
+        for u in updates {
             match u.state {
                 "applied" => report.applied += 1,
                 "conflict" => report.conflicts += 1,
