@@ -36,6 +36,18 @@ status=${PIPESTATUS[0]}
 # The conformance suites report how many vectors they ran.
 cargo test --locked -p countersign-core --test jcs_vectors --test rfc6962_vectors -- --nocapture 2>&1 \
   | grep -Eo '(JCS vectors|RFC 6962 vectors): .*' | sort -u
+if [ -f ui/package.json ]; then
+  # The UI's unit tests (Vitest); their summary is turned into a cargo-style line to be counted.
+  (cd ui && NO_COLOR=1 FORCE_COLOR=0 npm test --silent) >"$log.ui" 2>&1
+  ui_status=$?
+  cat "$log.ui"
+  ui_summary=$(grep -E '^ *Tests ' "$log.ui" | tail -n 1)
+  ui_passed=$(grep -Eo '[0-9]+ passed' <<<"$ui_summary" | grep -Eo '[0-9]+')
+  ui_failed=$(grep -Eo '[0-9]+ failed' <<<"$ui_summary" | grep -Eo '[0-9]+')
+  if [ "$ui_status" -eq 0 ]; then ui_result=ok; else ui_result=FAILED; status=$ui_status; fi
+  echo "test result: $ui_result. ${ui_passed:-0} passed; ${ui_failed:-0} failed; (ui, Vitest)" | tee -a "$log"
+  rm -f "$log.ui"
+fi
 if [ -x scripts/e2e.sh ]; then
   # The end-to-end suites print cargo-style `test result:` lines, so they are counted below.
   bash scripts/e2e.sh 2>&1 | tee -a "$log"
