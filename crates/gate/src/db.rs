@@ -400,6 +400,22 @@ pub fn ms_to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// Appends ` (v1, v2, ...)` with every value bound: the list of a set-based `IN` over one chunk.
+pub fn push_in_list<'args, DB, T>(
+    q: &mut sqlx::QueryBuilder<'args, DB>,
+    values: impl IntoIterator<Item = T>,
+) where
+    DB: sqlx::Database,
+    T: 'args + sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    q.push(" (");
+    let mut list = q.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    q.push(")");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

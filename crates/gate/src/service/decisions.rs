@@ -17,7 +17,7 @@ use super::push_state::{AppliedDecision, ItemRow, NewDecision, PushState};
 use super::queue::{LeaseRow, parse_uuid};
 use super::releases::{ReleaseDraft, TraceDecision};
 use crate::api::PushResult;
-use crate::db::{DbError, now_ms};
+use crate::db::{DbError, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64, to_u64};
 use crate::on_tx;
@@ -283,12 +283,8 @@ impl Gate {
         let mut tx = self.db.begin_read().await?;
         for chunk in kids.chunks(500) {
             let rows: Vec<(String, String, Vec<u8>)> = on_tx!(&mut tx, conn => {
-                let mut q = QueryBuilder::new("SELECT key_id, device_id, public_key FROM device_keys WHERE key_id IN (");
-                let mut list = q.separated(", ");
-                for kid in chunk {
-                    list.push_bind(*kid);
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("SELECT key_id, device_id, public_key FROM device_keys WHERE key_id IN");
+                push_in_list(&mut q, chunk.iter().copied());
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for (kid, device, public_key) in rows {
@@ -893,12 +889,8 @@ async fn key_statuses(
     let mut statuses = HashMap::new();
     for chunk in kids.chunks(500) {
         let rows: Vec<(String, String)> = on_tx!(&mut wtx.tx, conn => {
-            let mut q = QueryBuilder::new("SELECT key_id, status FROM device_keys WHERE key_id IN (");
-            let mut list = q.separated(", ");
-            for kid in chunk {
-                list.push_bind(*kid);
-            }
-            q.push(")");
+            let mut q = QueryBuilder::new("SELECT key_id, status FROM device_keys WHERE key_id IN");
+            push_in_list(&mut q, chunk.iter().copied());
             q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
         });
         statuses.extend(rows);

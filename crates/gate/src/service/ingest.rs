@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Gate;
 use super::releases::{ReleaseDraft, ReleaseRow, insert_releases};
 use crate::api::{IngestResult, IngestStatus};
-use crate::db::{DbError, ms_to_time, now_ms};
+use crate::db::{DbError, ms_to_time, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64};
 use crate::on_tx;
@@ -359,13 +359,9 @@ impl Gate {
         for chunk in valid.chunks(PREFETCH_CHUNK) {
             let found: Vec<StoredOutput> = on_tx!(&mut wtx.tx, conn => {
                 let mut q = QueryBuilder::new(
-                    "SELECT output_id, body_sha256, lane, item_id, item_version, release_seq FROM outputs WHERE output_id IN (",
+                    "SELECT output_id, body_sha256, lane, item_id, item_version, release_seq FROM outputs WHERE output_id IN",
                 );
-                let mut ids = q.separated(", ");
-                for v in chunk {
-                    ids.push_bind(v.output.output_id.as_str());
-                }
-                q.push(")");
+                push_in_list(&mut q, chunk.iter().map(|v| v.output.output_id.as_str()));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             batch
@@ -373,13 +369,9 @@ impl Gate {
                 .extend(found.into_iter().map(|o| (o.output_id.clone(), o)));
             let held: Vec<(String, String, i64)> = on_tx!(&mut wtx.tx, conn => {
                 let mut q = QueryBuilder::new(
-                    "SELECT subject, item_id, current_version FROM items WHERE status IN ('pending', 'escalated') AND subject IN (",
+                    "SELECT subject, item_id, current_version FROM items WHERE status IN ('pending', 'escalated') AND subject IN",
                 );
-                let mut subjects = q.separated(", ");
-                for v in chunk {
-                    subjects.push_bind(v.output.subject.as_str());
-                }
-                q.push(")");
+                push_in_list(&mut q, chunk.iter().map(|v| v.output.subject.as_str()));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for (subject, item_id, version) in held {

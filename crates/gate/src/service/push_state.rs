@@ -19,7 +19,7 @@ use sqlx::QueryBuilder;
 
 use super::queue::{LEASE_COLUMNS, LeaseRow};
 use super::releases::{ReleaseRow, insert_releases};
-use crate::db::DbError;
+use crate::db::{DbError, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64};
 use crate::on_tx;
@@ -155,12 +155,8 @@ impl PushState {
                 for s in seqs {
                     list.push_bind(*s);
                 }
-                q.push(")) OR decision_id IN (");
-                let mut list = q.separated(", ");
-                for id in ids {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                q.push(")) OR decision_id IN");
+                push_in_list(&mut q, ids.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for row in rows {
@@ -173,24 +169,16 @@ impl PushState {
                 state.covered.insert(id.clone());
             }
             let rows: Vec<ItemRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN ("));
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN"));
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for row in rows {
                 state.items.insert(row.item_id.clone(), Some(row));
             }
             let rows: Vec<VersionRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN");
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for row in rows {
@@ -199,12 +187,8 @@ impl PushState {
                     .insert((row.item_id.clone(), row.version), row);
             }
             let rows: Vec<AppliedDecision> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN");
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for row in rows {
@@ -220,12 +204,8 @@ impl PushState {
                 state.leases.insert(id.clone(), None);
             }
             let rows: Vec<LeaseRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id IN ("));
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id IN"));
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for row in rows {
@@ -415,12 +395,8 @@ impl PushState {
             for chunk in ids.chunks(CHUNK) {
                 on_tx!(&mut wtx.tx, conn => {
                     let mut q = QueryBuilder::new("UPDATE leases SET state = ");
-                    q.push_bind(state).push(", epoch = epoch + ").push_bind(i64::from(bump)).push(" WHERE lease_id IN (");
-                    let mut list = q.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    q.push_bind(state).push(", epoch = epoch + ").push_bind(i64::from(bump)).push(" WHERE lease_id IN");
+                    push_in_list(&mut q, chunk.iter().copied());
                     q.build().execute(conn).await.map_err(DbError::from)?;
                 });
             }
@@ -446,12 +422,8 @@ impl PushState {
         let escalated = std::mem::take(&mut self.escalated);
         for chunk in escalated.chunks(CHUNK) {
             on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id IN");
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
@@ -469,12 +441,8 @@ impl PushState {
         let released: Vec<String> = released.into_iter().collect();
         for chunk in released.chunks(CHUNK) {
             on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+                let mut q = QueryBuilder::new("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id IN");
+                push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
@@ -486,12 +454,8 @@ impl PushState {
                 for r in chunk {
                     q.push(" WHEN ").push_bind(r.output_id.as_str()).push(" THEN ").push_bind(to_i64(r.release_seq));
                 }
-                q.push(" END WHERE output_id IN (");
-                let mut list = q.separated(", ");
-                for r in chunk {
-                    list.push_bind(r.output_id.as_str());
-                }
-                q.push(")");
+                q.push(" END WHERE output_id IN");
+                push_in_list(&mut q, chunk.iter().map(|r| r.output_id.as_str()));
                 q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
