@@ -7,7 +7,6 @@ mod support;
 
 use countersign_core::DecisionKind;
 use countersign_desk::{CorrectionInput, DecideRequest, DecisionState, Desk, ErrorCode, SyncPhase};
-use countersign_gate::service::Role;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use support::{TestGate, keyring, output, review_outputs, temp};
@@ -42,11 +41,7 @@ async fn enroll_claim_decide_each_kind_and_sync_with_verified_receipts() {
         output("o-4", "app-4", 8000, 0.9, "refer"),
     ])
     .await;
-    let code = gate.user("alice", Role::Reviewer, 50_000.0).await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "alice-laptop")
-        .await
-        .unwrap();
+    let (ddir, desk) = gate.reviewer_desk("alice").await;
     assert_eq!(desk.account().user_name, "alice");
     assert_eq!(desk.account().role, "reviewer");
     // Enrolling again with the same gate is refused before any code is spent.
@@ -208,11 +203,7 @@ async fn fifty_offline_decisions_survive_a_gate_restart_and_apply_once() {
     let gdir = temp();
     let gate = TestGate::start(gdir.path()).await;
     gate.ingest(&review_outputs("off", 50)).await;
-    let code = gate.user("bob", Role::Reviewer, 50_000.0).await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "bob-laptop")
-        .await
-        .unwrap();
+    let (ddir, desk) = gate.reviewer_desk("bob").await;
     let claimed = desk.claim(50, Some(8)).await.unwrap();
     assert_eq!(claimed.claimed, 50);
     assert!(claimed.items.iter().all(|e| e.offline));
@@ -284,12 +275,8 @@ async fn withdrawal_and_supersession_while_offline_become_visible_conflicts() {
     let gdir = temp();
     let gate = TestGate::start(gdir.path()).await;
     gate.ingest(&review_outputs("wd", 3)).await;
-    let code = gate.user("carol", Role::Reviewer, 50_000.0).await;
+    let (_ddir, desk) = gate.reviewer_desk("carol").await;
     let supervisor = gate.supervisor_token("sam").await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "carol-laptop")
-        .await
-        .unwrap();
     desk.claim(3, Some(8)).await.unwrap();
     let queue = desk.queue().await.unwrap();
     let find = |s: &str| queue.iter().find(|e| e.subject == s).unwrap().clone();
@@ -358,12 +345,8 @@ async fn withdrawn_lease_learnt_at_sync_leaves_the_queue() {
     let gdir = temp();
     let gate = TestGate::start(gdir.path()).await;
     gate.ingest(&review_outputs("pull", 2)).await;
-    let code = gate.user("dave", Role::Reviewer, 50_000.0).await;
+    let (_ddir, desk) = gate.reviewer_desk("dave").await;
     let supervisor = gate.supervisor_token("sue").await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "dave-laptop")
-        .await
-        .unwrap();
     desk.claim(2, None).await.unwrap();
     let queue = desk.queue().await.unwrap();
     let (status, _) = gate
@@ -399,11 +382,7 @@ async fn a_gate_with_a_forked_log_is_caught_and_sync_stops() {
     let gate =
         TestGate::start_at(&gdir.path().join("a"), &key, "127.0.0.1:0".parse().unwrap()).await;
     gate.ingest(&review_outputs("fork", 2)).await;
-    let code = gate.user("erin", Role::Reviewer, 50_000.0).await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "erin-laptop")
-        .await
-        .unwrap();
+    let (_ddir, desk) = gate.reviewer_desk("erin").await;
     desk.claim(2, None).await.unwrap();
     let item = desk.queue().await.unwrap()[0].item_id;
     desk.decide(req(item, DecisionKind::Approve)).await.unwrap();
@@ -438,11 +417,7 @@ async fn auto_sync_pushes_soon_after_a_decision() {
     let gdir = temp();
     let gate = TestGate::start(gdir.path()).await;
     gate.ingest(&review_outputs("auto", 1)).await;
-    let code = gate.user("fay", Role::Reviewer, 50_000.0).await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "fay-laptop")
-        .await
-        .unwrap();
+    let (_ddir, desk) = gate.reviewer_desk("fay").await;
     desk.claim(1, None).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handle = desk.auto_sync(
@@ -473,11 +448,7 @@ async fn a_refused_decision_does_not_block_the_ones_behind_it_and_purge_keeps_th
     let gdir = temp();
     let gate = TestGate::start(gdir.path()).await;
     gate.ingest(&review_outputs("ref", 3)).await;
-    let code = gate.user("hal", Role::Reviewer, 50_000.0).await;
-    let ddir = temp();
-    let desk = Desk::enroll(ddir.path(), &gate.base, &code, "hal-laptop")
-        .await
-        .unwrap();
+    let (ddir, desk) = gate.reviewer_desk("hal").await;
     desk.claim(3, None).await.unwrap();
     let mut saved = Vec::new();
     for e in desk.queue().await.unwrap() {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use countersign_core::jws;
+use countersign_desk::Desk;
 use countersign_gate::service::Role;
 use countersign_gate::{Gate, GateConfig, server};
 use serde_json::{Value, json};
@@ -126,6 +127,16 @@ impl TestGate {
             .await
             .unwrap()
             .enrollment_code
+    }
+
+    /// A reviewer (authority 50 000) with a desk enrolled on "<name>-laptop" in a fresh directory.
+    pub async fn reviewer_desk(&self, name: &str) -> (tempfile::TempDir, Desk) {
+        let code = self.user(name, Role::Reviewer, 50_000.0).await;
+        let dir = temp();
+        let desk = Desk::enroll(dir.path(), &self.base, &code, &format!("{name}-laptop"))
+            .await
+            .unwrap();
+        (dir, desk)
     }
 
     /// A supervisor's API token (enrolled with a throwaway key; supervisors do not sign here).
