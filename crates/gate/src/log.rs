@@ -19,7 +19,7 @@ use serde_json::Value;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use crate::db::{Db, DbError, Tx, now_ms};
+use crate::db::{Db, DbError, SqliteTx, Tx, now_ms};
 use crate::error::GateError;
 use crate::on_tx;
 
@@ -35,6 +35,13 @@ pub struct AuditLog {
     signer: NoteSigner,
     nodes: Mutex<HashMap<NodeId, Hash>>,
     latest: Mutex<Option<SignedCheckpoint>>,
+    /// The right edge of the largest log this process committed: the next writer starts from it
+    /// when the log still has that size, instead of reading the frontier's nodes.
+    committed: Mutex<Option<Frontier>>,
+    /// Checkpoints handed out in receipts but not yet stored; [`AuditLog::checkpoint`] (run every
+    /// second while there is traffic) stores them. Each covers only committed entries, so one
+    /// lost in a crash is still a valid signature over the log, merely absent from the table.
+    unsaved: Mutex<Vec<SignedCheckpoint>>,
 }
 
 /// A checkpoint and its signed-note text.
@@ -51,7 +58,61 @@ impl AuditLog {
             signer,
             nodes: Mutex::new(HashMap::new()),
             latest: Mutex::new(None),
+            committed: Mutex::new(None),
+            unsaved: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The frontier this process last committed, if the log still has its size.
+    fn committed_frontier(&self, size: u64) -> Option<Frontier> {
+        self.committed
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|f| f.size() == size)
+    }
+
+    fn note_committed(&self, frontier: &Frontier) {
+        if let Ok(mut committed) = self.committed.lock()
+            && committed
+                .as_ref()
+                .is_none_or(|c| c.size() < frontier.size())
+        {
+            *committed = Some(frontier.clone());
+        }
+    }
+
+    fn sign(&self, size: u64, root: Hash) -> Result<SignedCheckpoint, GateError> {
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&checkpoint, &self.signer)
+            .map_err(|e| GateError::internal(format!("signing checkpoint: {e}")))?;
+        Ok(SignedCheckpoint { checkpoint, note })
+    }
+
+    /// A signed checkpoint covering the committed log `committed`: the latest one if it is at
+    /// least as large, else a new one (to be stored by the next [`AuditLog::checkpoint`]).
+    pub fn checkpoint_of(&self, committed: &Frontier) -> Result<SignedCheckpoint, GateError> {
+        let mut latest = self
+            .latest
+            .lock()
+            .map_err(|_| GateError::internal("checkpoint lock poisoned"))?;
+        if let Some(l) = latest.as_ref()
+            && l.checkpoint.size >= committed.size()
+        {
+            return Ok(l.clone());
+        }
+        let signed = self.sign(committed.size(), committed.root())?;
+        *latest = Some(signed.clone());
+        drop(latest);
+        if let Ok(mut unsaved) = self.unsaved.lock() {
+            unsaved.push(signed.clone());
+        }
+        Ok(signed)
     }
 
     pub fn origin(&self) -> &str {
@@ -169,43 +230,63 @@ impl AuditLog {
     }
 
     /// A signed checkpoint covering everything committed so far; signs a new one only when the
-    /// log has grown since the last.
+    /// log has grown since the last, and stores every checkpoint handed out since the last call.
     pub async fn checkpoint(&self, db: &Db) -> Result<SignedCheckpoint, GateError> {
         let mut tx = db.begin_read().await?;
         let size = self.size(&mut tx).await?;
-        if let Some(latest) = self.latest.lock().ok().and_then(|l| l.clone())
-            && latest.checkpoint.size >= size
-        {
-            return Ok(latest);
-        }
-        let root = self.root_at(&mut tx, size).await?;
-        drop(tx);
-        let checkpoint = Checkpoint {
-            origin: self.origin.clone(),
-            size,
-            root,
-            extensions: Vec::new(),
+        let known = self.latest.lock().ok().and_then(|l| l.clone());
+        let signed = match known {
+            Some(latest) if latest.checkpoint.size >= size => latest,
+            _ => {
+                let root = self.root_at(&mut tx, size).await?;
+                drop(tx);
+                let signed_now = self.sign(size, root)?;
+                self.note_latest(&signed_now);
+                if let Ok(mut unsaved) = self.unsaved.lock() {
+                    unsaved.push(signed_now.clone());
+                }
+                signed_now
+            }
         };
-        let note = sign_checkpoint(&checkpoint, &self.signer)
-            .map_err(|e| GateError::internal(format!("signing checkpoint: {e}")))?;
-        let signed = SignedCheckpoint { checkpoint, note };
-        let mut tx = db.begin_write().await?;
-        on_tx!(&mut tx, conn => {
-            sqlx::query(
-                "INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (size) DO NOTHING",
-            )
-            .bind(to_i64(size))
-            .bind(root.to_vec())
-            .bind(&signed.note)
-            .bind(now_ms())
-            .execute(conn)
-            .await
-            .map_err(DbError::from)?;
-        });
-        tx.commit().await?;
-        self.note_latest(&signed);
+        self.store_unsaved(db).await?;
         Ok(signed)
+    }
+
+    /// Stores the checkpoints handed out but not yet in the `checkpoints` table.
+    async fn store_unsaved(&self, db: &Db) -> Result<(), GateError> {
+        let pending: Vec<SignedCheckpoint> = match self.unsaved.lock() {
+            Ok(mut unsaved) => std::mem::take(&mut *unsaved),
+            Err(_) => return Err(GateError::internal("checkpoint lock poisoned")),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let stored = async {
+            let mut tx = db.begin_write().await?;
+            let now = now_ms();
+            for chunk in pending.chunks(INSERT_CHUNK) {
+                on_tx!(&mut tx, conn => {
+                    let mut q = QueryBuilder::new("INSERT INTO checkpoints (size, root, note, created_at) ");
+                    q.push_values(chunk, |mut row, signed| {
+                        row.push_bind(to_i64(signed.checkpoint.size))
+                            .push_bind(signed.checkpoint.root.to_vec())
+                            .push_bind(signed.note.as_str())
+                            .push_bind(now);
+                    });
+                    q.push(" ON CONFLICT (size) DO NOTHING");
+                    q.build().execute(conn).await.map_err(DbError::from)?;
+                });
+            }
+            tx.commit().await?;
+            Ok::<(), GateError>(())
+        }
+        .await;
+        if stored.is_err()
+            && let Ok(mut unsaved) = self.unsaved.lock()
+        {
+            unsaved.extend(pending);
+        }
+        stored
     }
 
     fn note_latest(&self, signed: &SignedCheckpoint) {
@@ -274,12 +355,55 @@ struct PendingEntry {
 
 /// A writing transaction that can append to the audit log. The log head is locked from the
 /// start, and the appended entries and tree nodes are flushed just before commit.
-#[derive(Debug)]
 pub struct WriteTx {
     pub tx: Tx,
     frontier: Option<Frontier>,
     pending_entries: Vec<PendingEntry>,
     pending_nodes: Vec<(NodeId, Hash)>,
+    /// SQLite: writes queued by [`write_later!`] to run in one round trip, at the latest with the
+    /// savepoint's release. Every statement is a hand-off to sqlx's SQLite worker thread and
+    /// back, and on the single writer those add up to most of a small request's time.
+    deferred: Option<QueryBuilder<'static, sqlx::Sqlite>>,
+}
+
+/// Queues a write whose result nobody reads: on SQLite it runs with the next round trip of the
+/// transaction ([`WriteTx::run_deferred`] or the commit), on PostgreSQL at once. `$q` is a
+/// `QueryBuilder` to write exactly one statement into; bind owned values, since on SQLite the
+/// statement outlives the caller's borrows.
+#[macro_export]
+macro_rules! write_later {
+    ($wtx:expr, $q:ident => $body:block) => {{
+        let wtx: &mut $crate::log::WriteTx = $wtx;
+        if let Some($q) = wtx.deferred_sqlite() {
+            $body
+        } else if let $crate::db::Tx::Postgres(pg) = &mut wtx.tx {
+            let mut builder = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+            {
+                let $q = &mut builder;
+                $body
+            }
+            let conn: &mut sqlx::PgConnection = pg;
+            builder
+                .build()
+                .execute(conn)
+                .await
+                .map_err($crate::db::DbError::from)?;
+        } else {
+            return Err($crate::error::GateError::internal(
+                "a write outside a write transaction",
+            ));
+        }
+    }};
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("tx", &self.tx)
+            .field("frontier", &self.frontier)
+            .field("pending_entries", &self.pending_entries.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WriteTx {
@@ -289,24 +413,64 @@ impl WriteTx {
             frontier: None,
             pending_entries: Vec::new(),
             pending_nodes: Vec::new(),
+            deferred: None,
         })
+    }
+
+    /// The queue of deferred SQLite statements, ready for one more (see [`write_later!`]);
+    /// `None` on PostgreSQL.
+    pub fn deferred_sqlite(&mut self) -> Option<&mut QueryBuilder<'static, sqlx::Sqlite>> {
+        if !matches!(self.tx, Tx::Sqlite(SqliteTx::Write(_))) {
+            return None;
+        }
+        let q = self.deferred.get_or_insert_with(|| QueryBuilder::new(""));
+        if !q.sql().is_empty() {
+            q.push("; ");
+        }
+        Some(q)
+    }
+
+    /// Runs the queued writes now, before a read that must see them.
+    pub async fn run_deferred(&mut self) -> Result<(), GateError> {
+        if let Some(mut q) = self.deferred.take()
+            && !q.sql().is_empty()
+            && let Tx::Sqlite(sqlite) = &mut self.tx
+        {
+            let conn: &mut sqlx::SqliteConnection = sqlite;
+            q.build().execute(conn).await.map_err(DbError::from)?;
+        }
+        Ok(())
     }
 
     async fn frontier(&mut self, log: &AuditLog) -> Result<&mut Frontier, GateError> {
         if self.frontier.is_none() {
-            let size = log.size(&mut self.tx).await?;
-            let ids = merkle::root_nodes(size);
-            let nodes = log.load_nodes(&mut self.tx, &ids).await?;
-            let hashes =
-                ids.iter()
-                    .map(|id| {
-                        nodes.get(id).copied().ok_or_else(|| {
-                            GateError::internal(format!("log node {id:?} is missing"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-            let frontier = Frontier::from_nodes(size, hashes)
-                .map_err(|e| GateError::internal(format!("log frontier: {e}")))?;
+            let known = match &self.tx {
+                Tx::Sqlite(SqliteTx::Write(guard)) => guard.log_frontier().cloned(),
+                _ => None,
+            };
+            let frontier = match known {
+                Some(frontier) => frontier,
+                None => {
+                    let size = log.size(&mut self.tx).await?;
+                    match log.committed_frontier(size) {
+                        Some(frontier) => frontier,
+                        None => {
+                            let ids = merkle::root_nodes(size);
+                            let nodes = log.load_nodes(&mut self.tx, &ids).await?;
+                            let hashes = ids
+                                .iter()
+                                .map(|id| {
+                                    nodes.get(id).copied().ok_or_else(|| {
+                                        GateError::internal(format!("log node {id:?} is missing"))
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, _>>()?;
+                            Frontier::from_nodes(size, hashes)
+                                .map_err(|e| GateError::internal(format!("log frontier: {e}")))?
+                        }
+                    }
+                }
+            };
             self.frontier = Some(frontier);
         }
         self.frontier
@@ -391,93 +555,147 @@ impl WriteTx {
 
     /// Flushes appended entries and nodes, moves the log head and commits.
     pub async fn commit(self, log: &AuditLog) -> Result<(), GateError> {
-        self.commit_inner(log, false).await.map(|_| ())
+        self.commit_inner(log).await.map(|_| ())
     }
 
-    /// Commits and, when the log grew, signs a checkpoint of the new size in the same
-    /// transaction: the root is known from the frontier, so a caller that needs receipts (a push)
-    /// pays no second durable write for its checkpoint.
+    /// Commits and returns a signed checkpoint that covers every entry this transaction
+    /// appended, for receipts. The checkpoint is signed after the commit, outside the writer,
+    /// and the requests of one group commit share it.
     pub async fn commit_with_checkpoint(
         self,
         log: &AuditLog,
-    ) -> Result<Option<SignedCheckpoint>, GateError> {
-        self.commit_inner(log, true).await
+        db: &Db,
+    ) -> Result<SignedCheckpoint, GateError> {
+        let appended = !self.pending_entries.is_empty();
+        match self.commit_inner(log).await? {
+            Some(committed) if appended => log.checkpoint_of(&committed),
+            // Nothing new was logged (only repeats or refusals): the latest checkpoint covers
+            // every earlier entry.
+            _ => log.checkpoint(db).await,
+        }
     }
 
-    async fn commit_inner(
-        mut self,
-        log: &AuditLog,
-        sign: bool,
-    ) -> Result<Option<SignedCheckpoint>, GateError> {
-        let mut signed = None;
-        if let Some(size) = self.log_size() {
-            for chunk in self.pending_entries.chunks(INSERT_CHUNK) {
-                on_tx!(&mut self.tx, conn => {
-                    let mut q = QueryBuilder::new("INSERT INTO log_entries (idx, entry, kind, item_id, at) ");
-                    q.push_values(chunk, |mut row, e| {
-                        row.push_bind(to_i64(e.index))
-                            .push_bind(e.bytes.clone())
-                            .push_bind(e.kind)
-                            .push_bind(e.item_id.clone())
-                            .push_bind(e.at);
-                    });
-                    q.build().execute(conn).await.map_err(DbError::from)?;
-                });
+    /// Commits; returns the log's right edge as that commit left it, when this transaction
+    /// appended to the log.
+    async fn commit_inner(mut self, log: &AuditLog) -> Result<Option<Frontier>, GateError> {
+        let Some(size) = self.log_size() else {
+            match self.tx {
+                Tx::Sqlite(SqliteTx::Write(guard)) => {
+                    guard.finish(self.deferred.take(), None).await?;
+                }
+                tx => tx.commit().await?,
             }
-            for chunk in self.pending_nodes.chunks(INSERT_CHUNK) {
-                on_tx!(&mut self.tx, conn => {
-                    let mut q = QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
-                    q.push_values(chunk, |mut row, (id, hash)| {
-                        row.push_bind(i64::from(id.level))
-                            .push_bind(to_i64(id.index))
-                            .push_bind(hash.to_vec());
-                    });
-                    q.build().execute(conn).await.map_err(DbError::from)?;
-                });
+            return Ok(None);
+        };
+        let committed = match self.tx {
+            Tx::Sqlite(SqliteTx::Write(guard)) => {
+                // The queued writes, entries, nodes and head go with the savepoint's release in
+                // one round trip.
+                let mut q = self
+                    .deferred
+                    .take()
+                    .unwrap_or_else(|| QueryBuilder::new(""));
+                if !q.sql().is_empty() {
+                    q.push("; ");
+                }
+                let entries = std::mem::take(&mut self.pending_entries);
+                write_log_rows(&mut q, entries, &self.pending_nodes, size);
+                guard
+                    .finish(Some(q), self.frontier.clone())
+                    .await?
+                    .ok_or_else(|| GateError::internal("the commit left no log frontier"))?
             }
-            on_tx!(&mut self.tx, conn => {
+            Tx::Postgres(ref mut pg) => {
+                let conn: &mut sqlx::PgConnection = pg;
+                let mut entries = std::mem::take(&mut self.pending_entries)
+                    .into_iter()
+                    .peekable();
+                while entries.peek().is_some() {
+                    let mut q = QueryBuilder::new("");
+                    write_log_rows(
+                        &mut q,
+                        entries.by_ref().take(INSERT_CHUNK).collect(),
+                        &[],
+                        0,
+                    );
+                    q.build().execute(&mut *conn).await.map_err(DbError::from)?;
+                }
+                for chunk in self.pending_nodes.chunks(INSERT_CHUNK) {
+                    let mut q = QueryBuilder::new("");
+                    write_log_rows(&mut q, Vec::new(), chunk, 0);
+                    q.build().execute(&mut *conn).await.map_err(DbError::from)?;
+                }
                 sqlx::query("UPDATE log_head SET size = $1 WHERE id = 1")
                     .bind(to_i64(size))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await
                     .map_err(DbError::from)?;
-            });
-            if sign && !self.pending_entries.is_empty() {
-                let root = self
-                    .frontier
-                    .as_ref()
-                    .map(Frontier::root)
-                    .ok_or_else(|| GateError::internal("log frontier not loaded"))?;
-                let checkpoint = Checkpoint {
-                    origin: log.origin.clone(),
-                    size,
-                    root,
-                    extensions: Vec::new(),
-                };
-                let note = sign_checkpoint(&checkpoint, &log.signer)
-                    .map_err(|e| GateError::internal(format!("signing checkpoint: {e}")))?;
-                on_tx!(&mut self.tx, conn => {
-                    sqlx::query(
-                        "INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (size) DO NOTHING",
-                    )
-                    .bind(to_i64(size))
-                    .bind(root.to_vec())
-                    .bind(&note)
-                    .bind(now_ms())
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)?;
-                });
-                signed = Some(SignedCheckpoint { checkpoint, note });
+                self.tx.commit().await?;
+                self.frontier
+                    .clone()
+                    .ok_or_else(|| GateError::internal("log frontier not loaded"))?
             }
-        }
-        self.tx.commit().await?;
+            Tx::Sqlite(_) => {
+                return Err(GateError::internal(
+                    "a log append outside the SQLite writer",
+                ));
+            }
+        };
         log.remember(&self.pending_nodes);
-        if let Some(signed) = &signed {
-            log.note_latest(signed);
+        if let Some(own) = &self.frontier {
+            log.note_committed(own);
         }
-        Ok(signed)
+        Ok(Some(committed))
+    }
+}
+
+/// Appends the statements that store `entries` and `nodes` (multi-row INSERTs in chunks) and,
+/// when `size` is not 0, move the log head to it. Statements are separated by `;` for SQLite's
+/// multi-statement execution; PostgreSQL callers pass one kind of row at a time.
+fn write_log_rows<'a, DB>(
+    q: &mut QueryBuilder<'a, DB>,
+    entries: Vec<PendingEntry>,
+    nodes: &[(NodeId, Hash)],
+    size: u64,
+) where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut first = true;
+    let mut separate = |q: &mut QueryBuilder<'a, DB>| {
+        if !std::mem::take(&mut first) {
+            q.push("; ");
+        }
+    };
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        separate(q);
+        q.push("INSERT INTO log_entries (idx, entry, kind, item_id, at) ");
+        q.push_values(entries.by_ref().take(INSERT_CHUNK), |mut row, e| {
+            row.push_bind(to_i64(e.index))
+                .push_bind(e.bytes)
+                .push_bind(e.kind)
+                .push_bind(e.item_id)
+                .push_bind(e.at);
+        });
+    }
+    for chunk in nodes.chunks(INSERT_CHUNK) {
+        separate(q);
+        q.push("INSERT INTO log_nodes (level, idx, hash) ");
+        q.push_values(chunk, |mut row, (id, hash)| {
+            row.push_bind(i64::from(id.level))
+                .push_bind(to_i64(id.index))
+                .push_bind(hash.to_vec());
+        });
+    }
+    if size > 0 {
+        separate(q);
+        q.push("UPDATE log_head SET size = ")
+            .push_bind(to_i64(size))
+            .push(" WHERE id = 1");
     }
 }
 

@@ -4,7 +4,7 @@
 
 use countersign_core::jws::{self, JwsError, VerifyingKey};
 use countersign_core::{
-    AuditEventKind, ConflictReason, Decision, DecisionKind, DecisionOutcome, Lane, Output, Routing,
+    AuditEventKind, ConflictReason, Decision, DecisionKind, DecisionOutcome, Lane, Routing,
     ServedItem, sha256_hex,
 };
 use serde_json::{Map, Value, json};
@@ -20,7 +20,7 @@ use crate::api::PushResult;
 use crate::db::{DbError, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64, to_u64};
-use crate::on_tx;
+use crate::{on_tx, write_later};
 
 /// Largest accepted signed decision.
 const MAX_JWS_BYTES: usize = 64 * 1024;
@@ -84,17 +84,6 @@ impl Gate {
         }
         let started = std::time::Instant::now();
         let prechecked = self.precheck(device_id, decisions).await?;
-        let mut wtx = WriteTx::begin(&self.db).await?;
-        // Key status is read again under the log lock: a revocation committed since the
-        // signature check still cuts every decision processed after it.
-        let statuses = key_statuses(&mut wtx, &prechecked).await?;
-        let mut last_seq: Option<i64> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_scalar("SELECT MAX(device_seq) FROM decisions WHERE device_id = $1")
-                .bind(device_id)
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
         let verified: Vec<&Decision> = prechecked
             .iter()
             .filter_map(|c| match c {
@@ -102,7 +91,19 @@ impl Gate {
                 Precheck::Refused { .. } => None,
             })
             .collect();
-        let mut state = PushState::load(&mut wtx, device_id, &verified).await?;
+        let kids: Vec<&str> = prechecked
+            .iter()
+            .filter_map(|c| match c {
+                Precheck::Verified { kid, .. } => Some(kid.as_str()),
+                Precheck::Refused { .. } => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut wtx = WriteTx::begin(&self.db).await?;
+        let mut state = PushState::load(&mut wtx, device_id, &verified, &kids).await?;
+        let statuses = std::mem::take(&mut state.key_statuses);
+        let mut last_seq = state.last_seq;
         let mut processed = Vec::with_capacity(decisions.len());
         for (check, jws) in prechecked.into_iter().zip(decisions) {
             let result = match check {
@@ -130,13 +131,8 @@ impl Gate {
             processed.push(result);
         }
         state.flush(&mut wtx).await?;
-        let checkpoint = match wtx.commit_with_checkpoint(&self.log).await? {
-            Some(signed) => signed,
-            // Nothing new was logged (only repeats or refusals): the latest checkpoint covers
-            // every earlier entry.
-            None => self.log.checkpoint(&self.db).await?,
-        };
-        let mut tx = self.db.begin_read().await?;
+        let checkpoint = wtx.commit_with_checkpoint(&self.log, &self.db).await?;
+        let mut tx = self.db.read_statement().await?;
         let mut results = Vec::with_capacity(processed.len());
         for (position, p) in processed.into_iter().enumerate() {
             results.push(match p {
@@ -186,14 +182,11 @@ impl Gate {
     async fn alarm(&self, wtx: &mut WriteTx, kind: &str, detail: Value) -> Result<(), GateError> {
         tracing::warn!(alarm = kind, %detail, "security alarm");
         metrics::counter!("countersign_alarms_total", "kind" => kind.to_owned()).increment(1);
-        on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("INSERT INTO alarms (at, kind, detail) VALUES ($1, $2, $3)")
-                .bind(now_ms())
-                .bind(kind)
-                .bind(detail.to_string())
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?;
+        let (at, detail) = (now_ms(), detail.to_string());
+        write_later!(wtx, q => {
+            q.push("INSERT INTO alarms (at, kind, detail) VALUES (").push_bind(at)
+                .push(", ").push_bind(kind.to_owned())
+                .push(", ").push_bind(detail.clone()).push(")");
         });
         Ok(())
     }
@@ -272,16 +265,33 @@ impl Gate {
             .collect()
     }
 
+    /// The device and public key of each key id. A key id is the thumbprint of its key and a
+    /// key never moves to another device, so what was read once stays true; only the status
+    /// changes, and that is read under the log lock ([`key_statuses`]).
     async fn load_keys(
         &self,
         kids: &[&str],
     ) -> Result<HashMap<String, (String, VerifyingKey)>, GateError> {
         let mut keys = HashMap::new();
-        if kids.is_empty() {
+        let mut missing = Vec::new();
+        if let Ok(cache) = self.device_keys.lock() {
+            for kid in kids {
+                match cache.get(*kid) {
+                    Some(known) => {
+                        keys.insert((*kid).to_owned(), known.clone());
+                    }
+                    None => missing.push(*kid),
+                }
+            }
+        } else {
+            missing.extend_from_slice(kids);
+        }
+        if missing.is_empty() {
             return Ok(keys);
         }
-        let mut tx = self.db.begin_read().await?;
-        for chunk in kids.chunks(500) {
+        let mut tx = self.db.read_statement().await?;
+        let mut loaded = Vec::new();
+        for chunk in missing.chunks(500) {
             let rows: Vec<(String, String, Vec<u8>)> = on_tx!(&mut tx, conn => {
                 let mut q = QueryBuilder::new("SELECT key_id, device_id, public_key FROM device_keys WHERE key_id IN");
                 push_in_list(&mut q, chunk.iter().copied());
@@ -294,9 +304,16 @@ impl Gate {
                     .map_err(|_| GateError::internal("stored public key is not 32 bytes"))?;
                 let key = VerifyingKey::from_bytes(&bytes)
                     .map_err(|e| GateError::internal(format!("stored public key: {e}")))?;
-                keys.insert(kid, (device, key));
+                loaded.push((kid, (device, key)));
             }
         }
+        if let Ok(mut cache) = self.device_keys.lock() {
+            if cache.len() + loaded.len() > super::DEVICE_KEY_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.extend(loaded.iter().cloned());
+        }
+        keys.extend(loaded);
         Ok(keys)
     }
 
@@ -682,10 +699,13 @@ impl Gate {
                 "item {item_id} has no version {version} to release"
             )));
         };
-        let (body, routing) = (stored.body, stored.routing);
-        let output: Output = serde_json::from_str(&body)
-            .map_err(|e| GateError::internal(format!("stored output: {e}")))?;
-        let routing: Routing = serde_json::from_str(&routing)
+        // The release names the output by its stored columns: parsing the whole stored output
+        // for four fields was the costliest step of a push that releases.
+        let model = countersign_core::ModelRef {
+            name: stored.model_name.clone(),
+            version: stored.model_version.clone(),
+        };
+        let routing: Routing = serde_json::from_str(&stored.routing)
             .map_err(|e| GateError::internal(format!("stored routing: {e}")))?;
         let outcome: Value = outcome
             .as_deref()
@@ -714,7 +734,12 @@ impl Gate {
                 ReleaseDraft {
                     item_id: Some(item_uuid),
                     item_version: u32::try_from(version).ok(),
-                    output: &output,
+                    output: super::releases::Released {
+                        output_id: &stored.output_id,
+                        source: &stored.source,
+                        subject: &stored.subject,
+                        model: &model,
+                    },
                     routing: &routing,
                     outcome,
                     decided_by: "humans",
@@ -838,28 +863,39 @@ fn header_kid(jws: &str) -> Result<String, GateError> {
 
 type Verification = Result<(Decision, String), (JwsError, String)>;
 
+/// Pushes up to this size are verified on the calling task: handing a few signature checks to
+/// the blocking pool costs more in thread wake-ups than it saves.
+const VERIFY_INLINE_MAX: usize = 4;
+
 /// Verifies signatures on every core: signature checking dominates the cost of a push.
 async fn verify_parallel(
     work: Vec<(usize, String, VerifyingKey, String)>,
 ) -> Result<Vec<(usize, Verification)>, GateError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    fn verify_all(chunk: Vec<(usize, String, VerifyingKey, String)>) -> Vec<(usize, Verification)> {
+        chunk
+            .into_iter()
+            .map(|(i, jws, key, kid)| {
+                let result = match jws::verify_decision(&jws, &key) {
+                    Ok(v) => Ok((v.decision, kid)),
+                    Err(e) => Err((e, kid)),
+                };
+                (i, result)
+            })
+            .collect()
+    }
+    if work.len() <= VERIFY_INLINE_MAX {
+        return Ok(verify_all(work));
+    }
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // available_parallelism reads cgroup files on every call.
+    let threads = *CORES
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let per_thread = work.len().div_ceil(threads).max(16);
     let mut handles = Vec::new();
     let mut work = work.into_iter().peekable();
     while work.peek().is_some() {
         let chunk: Vec<_> = work.by_ref().take(per_thread).collect();
-        handles.push(tokio::task::spawn_blocking(move || {
-            chunk
-                .into_iter()
-                .map(|(i, jws, key, kid)| {
-                    let result = match jws::verify_decision(&jws, &key) {
-                        Ok(v) => Ok((v.decision, kid)),
-                        Err(e) => Err((e, kid)),
-                    };
-                    (i, result)
-                })
-                .collect::<Vec<_>>()
-        }));
+        handles.push(tokio::task::spawn_blocking(move || verify_all(chunk)));
     }
     let mut results = Vec::new();
     for handle in handles {
@@ -870,30 +906,4 @@ async fn verify_parallel(
         );
     }
     Ok(results)
-}
-
-/// The current status of every key the push names, read inside the writing transaction.
-async fn key_statuses(
-    wtx: &mut WriteTx,
-    checks: &[Precheck],
-) -> Result<HashMap<String, String>, GateError> {
-    let kids: Vec<&str> = checks
-        .iter()
-        .filter_map(|c| match c {
-            Precheck::Verified { kid, .. } => Some(kid.as_str()),
-            Precheck::Refused { .. } => None,
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let mut statuses = HashMap::new();
-    for chunk in kids.chunks(500) {
-        let rows: Vec<(String, String)> = on_tx!(&mut wtx.tx, conn => {
-            let mut q = QueryBuilder::new("SELECT key_id, status FROM device_keys WHERE key_id IN");
-            push_in_list(&mut q, chunk.iter().copied());
-            q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-        });
-        statuses.extend(rows);
-    }
-    Ok(statuses)
 }

@@ -448,37 +448,54 @@ impl Gate {
                 "missing or malformed API credential",
             ));
         }
-        let mut tx = self.db.begin_read().await?;
-        let row: Option<(String, String, Option<i64>)> = on_tx!(&mut tx, conn => {
-            sqlx::query_as("SELECT kind, principal, revoked_at FROM api_tokens WHERE token_sha256 = $1")
-                .bind(secret_hash(token))
-                .fetch_optional(conn)
-                .await
-                .map_err(DbError::from)?
+        // One statement (its own snapshot) for the token, its device and the device's user: this
+        // runs on every request.
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<f64>,
+        );
+        let mut tx = self.db.read_statement().await?;
+        let row: Option<Row> = on_tx!(&mut tx, conn => {
+            sqlx::query_as(
+                "SELECT t.kind, t.principal, t.revoked_at, u.user_id, u.name, u.role, u.authority_limit \
+                 FROM api_tokens t \
+                 LEFT JOIN devices d ON t.kind = 'device' AND d.device_id = t.principal \
+                 LEFT JOIN users u ON u.user_id = d.user_id \
+                 WHERE t.token_sha256 = $1",
+            )
+            .bind(secret_hash(token))
+            .fetch_optional(conn)
+            .await
+            .map_err(DbError::from)?
         });
-        let (kind, principal) = match row {
-            Some((kind, principal, None)) => (kind, principal),
-            Some(_) => return Err(GateError::unauthorized("this API credential was revoked")),
-            None => return Err(GateError::unauthorized("unknown API credential")),
+        let Some((kind, principal, revoked_at, user_id, name, role, authority_limit)) = row else {
+            return Err(GateError::unauthorized("unknown API credential"));
         };
+        if revoked_at.is_some() {
+            return Err(GateError::unauthorized("this API credential was revoked"));
+        }
         match kind.as_str() {
             "source" => Ok(Principal::Source { name: principal }),
             "consumer" => Ok(Principal::Consumer { name: principal }),
             "device" => {
-                let user_id: Option<String> = on_tx!(&mut tx, conn => {
-                    sqlx::query_scalar("SELECT user_id FROM devices WHERE device_id = $1")
-                        .bind(&principal)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(DbError::from)?
-                });
-                let user_id = user_id.ok_or_else(|| GateError::unauthorized("unknown device"))?;
-                let user = user_by_id(&mut tx, &user_id)
-                    .await?
-                    .ok_or_else(|| GateError::unauthorized("unknown user"))?;
+                let (Some(user_id), Some(name), Some(role), Some(authority_limit)) =
+                    (user_id, name, role, authority_limit)
+                else {
+                    return Err(GateError::unauthorized("unknown device or user"));
+                };
                 Ok(Principal::Device {
                     device_id: principal,
-                    user,
+                    user: User {
+                        user_id,
+                        name,
+                        role: role.parse()?,
+                        authority_limit,
+                    },
                 })
             }
             _ => Err(GateError::unauthorized("unknown credential kind")),

@@ -17,7 +17,7 @@ use crate::api::{IngestResult, IngestStatus};
 use crate::db::{DbError, ms_to_time, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64};
-use crate::on_tx;
+use crate::{on_tx, write_later};
 
 const ID_MAX: usize = 128;
 const SUBJECT_MAX: usize = 256;
@@ -102,43 +102,46 @@ struct Batch {
 }
 
 impl Batch {
-    /// Writes the gathered rows, parents before children (outputs, items, versions, releases).
+    /// Queues the gathered rows, parents before children (outputs, items, versions, releases).
     async fn flush(self, wtx: &mut WriteTx) -> Result<(), GateError> {
-        for chunk in self.outputs.chunks(INSERT_CHUNK) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("INSERT INTO outputs (output_id, source, subject, model_name, model_version, body, body_sha256, received_at, lane, item_id, item_version, release_seq) ");
+        let mut outputs = self.outputs.into_iter().peekable();
+        while outputs.peek().is_some() {
+            let chunk: Vec<OutputRow> = outputs.by_ref().take(INSERT_CHUNK).collect();
+            write_later!(wtx, q => {
+                q.push("INSERT INTO outputs (output_id, source, subject, model_name, model_version, body, body_sha256, received_at, lane, item_id, item_version, release_seq) ");
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(&r.output_id).push_bind(&r.source).push_bind(&r.subject)
-                        .push_bind(&r.model_name).push_bind(&r.model_version).push_bind(&r.body)
-                        .push_bind(&r.body_sha256).push_bind(r.received_at).push_bind(r.lane)
-                        .push_bind(&r.item_id).push_bind(r.item_version).push_bind(r.release_seq);
+                    b.push_bind(r.output_id).push_bind(r.source).push_bind(r.subject)
+                        .push_bind(r.model_name).push_bind(r.model_version).push_bind(r.body)
+                        .push_bind(r.body_sha256).push_bind(r.received_at).push_bind(r.lane)
+                        .push_bind(r.item_id).push_bind(r.item_version).push_bind(r.release_seq);
                 });
-                q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
-        for chunk in self.items.chunks(INSERT_CHUNK) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, due_at, received_at, outcome) ");
+        let mut items = self.items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<ItemRow> = items.by_ref().take(INSERT_CHUNK).collect();
+            write_later!(wtx, q => {
+                q.push("INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, due_at, received_at, outcome) ");
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(&r.item_id).push_bind(&r.subject).push_bind(r.version).push_bind(r.lane)
+                    b.push_bind(r.item_id).push_bind(r.subject).push_bind(r.version).push_bind(r.lane)
                         .push_bind("pending").push_bind(r.authority_required).push_bind(r.approvals_required)
-                        .push_bind(r.due_at).push_bind(r.received_at).push_bind(&r.outcome);
+                        .push_bind(r.due_at).push_bind(r.received_at).push_bind(r.outcome);
                 });
-                q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
-        for chunk in self.item_versions.chunks(INSERT_CHUNK) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) ");
+        let mut versions = self.item_versions.into_iter().peekable();
+        while versions.peek().is_some() {
+            let chunk: Vec<ItemVersionRow> = versions.by_ref().take(INSERT_CHUNK).collect();
+            write_later!(wtx, q => {
+                q.push("INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) ");
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(&r.item_id).push_bind(r.version).push_bind(&r.output_id)
-                        .push_bind(&r.routing).push_bind(&r.served).push_bind(&r.served_sha256)
+                    b.push_bind(r.item_id).push_bind(r.version).push_bind(r.output_id)
+                        .push_bind(r.routing).push_bind(r.served).push_bind(r.served_sha256)
                         .push_bind(r.created_at);
                 });
-                q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
-        insert_releases(wtx, &self.releases).await
+        insert_releases(wtx, self.releases).await
     }
 }
 
@@ -486,7 +489,7 @@ impl Gate {
                     ReleaseDraft {
                         item_id: None,
                         item_version: None,
-                        output: &output,
+                        output: (&output).into(),
                         routing: &routing,
                         outcome: Value::Object(output.proposal.clone()),
                         decided_by: "policy",

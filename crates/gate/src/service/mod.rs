@@ -10,10 +10,12 @@ mod push_state;
 mod queue;
 mod releases;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use countersign_core::checkpoint::NoteSigner;
+use countersign_core::jws::VerifyingKey;
 use countersign_policy::Policy;
 use sha2::{Digest, Sha256};
 
@@ -55,6 +57,9 @@ impl Default for GateConfig {
     }
 }
 
+/// Enrolled device keys kept in memory before the cache is emptied (a few MB at most).
+const DEVICE_KEY_CACHE_LIMIT: usize = 50_000;
+
 /// The gating service.
 #[derive(Debug)]
 pub struct Gate {
@@ -62,6 +67,8 @@ pub struct Gate {
     pub log: AuditLog,
     pub config: GateConfig,
     policy: RwLock<Option<Arc<Policy>>>,
+    /// Key id → (device id, public key) of enrolled keys; see `load_keys`.
+    device_keys: Mutex<HashMap<String, (String, VerifyingKey)>>,
 }
 
 impl Gate {
@@ -117,6 +124,7 @@ impl Gate {
             log: AuditLog::new(origin.to_owned(), log_signer),
             config,
             policy: RwLock::new(None),
+            device_keys: Mutex::new(HashMap::new()),
         };
         gate.reload_policy().await?;
         Ok(gate)

@@ -15,14 +15,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::QueryBuilder;
-
 use super::queue::{LEASE_COLUMNS, LeaseRow};
 use super::releases::{ReleaseRow, insert_releases};
-use crate::db::{DbError, push_in_list};
+use crate::db::{DbError, Select, fetch_sets, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64};
-use crate::on_tx;
+use crate::{on_tx, write_later};
 
 /// Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
 const CHUNK: usize = 400;
@@ -61,8 +59,15 @@ pub(super) struct VersionRow {
     pub served: String,
     pub served_sha256: String,
     pub routing: String,
-    pub body: String,
+    pub output_id: String,
+    pub source: String,
+    pub subject: String,
+    pub model_name: String,
+    pub model_version: String,
 }
+
+/// The columns of [`VersionRow`], from `item_versions v JOIN outputs o`.
+const VERSION_COLUMNS: &str = "v.item_id, v.version, v.served, v.served_sha256, v.routing, o.output_id, o.source, o.subject, o.model_name, o.model_version";
 
 /// An applied decision on an item, as four-eyes, approval counting and release traces see it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,6 +104,11 @@ pub(super) struct NewDecision {
 #[derive(Default)]
 pub(super) struct PushState {
     device_id: String,
+    /// Status of each key the push names, read under the log lock: a revocation committed
+    /// since the signature check still cuts every decision processed after it.
+    pub key_statuses: HashMap<String, String>,
+    /// The device's highest sequence number before this push.
+    pub last_seq: Option<i64>,
     by_seq: HashMap<i64, EarlierDecision>,
     by_id: HashMap<String, EarlierDecision>,
     /// Prefetched items; `None` means known not to exist. Absent: not cached (read the database).
@@ -120,11 +130,13 @@ pub(super) struct PushState {
 }
 
 impl PushState {
-    /// Reads what the decisions of a push will be checked against.
+    /// Reads what the decisions of a push will be checked against, and the current status of
+    /// the keys `kids` and the device's last sequence number, all in one read set.
     pub async fn load(
         wtx: &mut WriteTx,
         device_id: &str,
         decisions: &[&countersign_core::Decision],
+        kids: &[&str],
     ) -> Result<Self, GateError> {
         let mut state = PushState {
             device_id: device_id.to_owned(),
@@ -147,69 +159,118 @@ impl PushState {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
+        for id in &items {
+            state.items.insert(id.clone(), None);
+            state.covered.insert(id.clone());
+        }
+        for id in &leases {
+            state.leases.insert(id.clone(), None);
+        }
+
+        // Which statement each result set answers.
+        enum Read {
+            KeyStatus,
+            LastSeq,
+            Earlier,
+            Items,
+            Versions,
+            Applied,
+            Leases,
+        }
+        let mut reads = Vec::new();
+        let mut selects = Vec::new();
+        for chunk in kids.chunks(CHUNK) {
+            reads.push(Read::KeyStatus);
+            selects.push(
+                Select::new("SELECT key_id, status FROM device_keys WHERE key_id IN")
+                    .in_list(chunk.iter().copied()),
+            );
+        }
+        reads.push(Read::LastSeq);
+        selects.push(
+            Select::new("SELECT MAX(device_seq) FROM decisions WHERE device_id = ").bind(device_id),
+        );
         for (seqs, ids) in seqs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
-            let rows: Vec<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = ");
-                q.push_bind(device_id).push(" AND device_seq IN (");
-                let mut list = q.separated(", ");
-                for s in seqs {
-                    list.push_bind(*s);
-                }
-                q.push(")) OR decision_id IN");
-                push_in_list(&mut q, ids.iter().map(String::as_str));
-                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-            });
-            for row in rows {
-                state.remember_decision(row);
-            }
+            reads.push(Read::Earlier);
+            selects.push(
+                Select::new("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = ")
+                    .bind(device_id)
+                    .push(" AND device_seq IN")
+                    .in_list(seqs.iter().copied())
+                    .push(") OR decision_id IN")
+                    .in_list(ids.iter().map(String::as_str)),
+            );
         }
         for chunk in items.chunks(CHUNK) {
-            for id in chunk {
-                state.items.insert(id.clone(), None);
-                state.covered.insert(id.clone());
-            }
-            let rows: Vec<ItemRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN"));
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-            });
-            for row in rows {
-                state.items.insert(row.item_id.clone(), Some(row));
-            }
-            let rows: Vec<VersionRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN");
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-            });
-            for row in rows {
-                state
-                    .versions
-                    .insert((row.item_id.clone(), row.version), row);
-            }
-            let rows: Vec<AppliedDecision> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN");
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-            });
-            for row in rows {
-                state
-                    .applied
-                    .entry(row.item_id.clone())
-                    .or_default()
-                    .push(row);
-            }
+            let list = || chunk.iter().map(String::as_str);
+            reads.push(Read::Items);
+            selects.push(
+                Select::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN"))
+                    .in_list(list()),
+            );
+            reads.push(Read::Versions);
+            selects.push(
+                Select::new(format!("SELECT {VERSION_COLUMNS} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN"))
+                    .in_list(list()),
+            );
+            reads.push(Read::Applied);
+            selects.push(
+                Select::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN")
+                    .in_list(list()),
+            );
         }
         for chunk in leases.chunks(CHUNK) {
-            for id in chunk {
-                state.leases.insert(id.clone(), None);
-            }
-            let rows: Vec<LeaseRow> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id IN"));
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
-            });
-            for row in rows {
-                state.leases.insert(row.lease_id.clone(), Some(row));
+            reads.push(Read::Leases);
+            selects.push(
+                Select::new(format!(
+                    "SELECT {LEASE_COLUMNS} FROM leases WHERE lease_id IN"
+                ))
+                .in_list(chunk.iter().map(String::as_str)),
+            );
+        }
+
+        let sets = fetch_sets(&mut wtx.tx, selects).await?;
+        for (read, set) in reads.into_iter().zip(sets) {
+            match read {
+                Read::KeyStatus => state.key_statuses.extend(set.decode::<(String, String)>()?),
+                Read::LastSeq => {
+                    state.last_seq = set
+                        .decode::<(Option<i64>,)>()?
+                        .into_iter()
+                        .next()
+                        .and_then(|(s,)| s);
+                }
+                Read::Earlier => {
+                    for row in set.decode::<EarlierDecision>()? {
+                        state.remember_decision(row);
+                    }
+                }
+                Read::Items => {
+                    for row in set.decode::<ItemRow>()? {
+                        state.items.insert(row.item_id.clone(), Some(row));
+                    }
+                }
+                Read::Versions => {
+                    for row in set.decode::<VersionRow>()? {
+                        state
+                            .versions
+                            .insert((row.item_id.clone(), row.version), row);
+                    }
+                }
+                Read::Applied => {
+                    for row in set.decode::<AppliedDecision>()? {
+                        state
+                            .applied
+                            .entry(row.item_id.clone())
+                            .or_default()
+                            .push(row);
+                    }
+                }
+                Read::Leases => {
+                    for row in set.decode::<LeaseRow>()? {
+                        state.leases.insert(row.lease_id.clone(), Some(row));
+                    }
+                }
             }
         }
         Ok(state)
@@ -239,7 +300,7 @@ impl PushState {
         if let Some(cached) = self.items.get(item_id) {
             return Ok(cached.clone());
         }
-        self.flush(wtx).await?;
+        self.sync(wtx).await?;
         let sql = format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id = $1");
         let row: Option<ItemRow> = on_tx!(&mut wtx.tx, conn => {
             sqlx::query_as(&sql)
@@ -259,7 +320,7 @@ impl PushState {
         if let Some(cached) = self.leases.get(lease_id) {
             return Ok(cached.clone());
         }
-        self.flush(wtx).await?;
+        self.sync(wtx).await?;
         super::queue::lease_by_id(&mut wtx.tx, lease_id).await
     }
 
@@ -272,9 +333,12 @@ impl PushState {
         if self.covered.contains(item_id) {
             return Ok(self.versions.get(&(item_id.to_owned(), version)).cloned());
         }
-        self.flush(wtx).await?;
+        self.sync(wtx).await?;
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id = $1 AND v.version = $2"
+        );
         let row: Option<VersionRow> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT v.item_id, v.version, v.served, v.served_sha256, v.routing, o.body FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id = $1 AND v.version = $2")
+            sqlx::query_as(&sql)
                 .bind(item_id)
                 .bind(version)
                 .fetch_optional(conn)
@@ -293,7 +357,7 @@ impl PushState {
         let mut rows = if self.covered.contains(item_id) {
             self.applied.get(item_id).cloned().unwrap_or_default()
         } else {
-            self.flush(wtx).await?;
+            self.sync(wtx).await?;
             let rows: Vec<AppliedDecision> = on_tx!(&mut wtx.tx, conn => {
                 sqlx::query_as("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id = $1")
                     .bind(item_id)
@@ -366,38 +430,37 @@ impl PushState {
         self.releases.push(release);
     }
 
-    /// Writes everything pending, in an order that keeps each item's final state right: leases
-    /// end, items are freed, escalated, corrected and released.
+    /// Queues everything pending, in an order that keeps each item's final state right: leases
+    /// end, items are freed, escalated, corrected and released. The writes run with the
+    /// transaction's next round trip ([`write_later!`]); [`PushState::sync`] runs them now.
     pub async fn flush(&mut self, wtx: &mut WriteTx) -> Result<(), GateError> {
+        let device_id = self.device_id.clone();
         let decisions = std::mem::take(&mut self.new_decisions);
-        for chunk in decisions.chunks(100) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
+        let mut decisions = decisions.into_iter().peekable();
+        while decisions.peek().is_some() {
+            let chunk: Vec<NewDecision> = decisions.by_ref().take(100).collect();
+            write_later!(wtx, q => {
+                q.push("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
                 q.push_values(chunk, |mut b, d| {
-                    b.push_bind(&d.decision_id).push_bind(&self.device_id).push_bind(d.device_seq)
-                        .push_bind(&d.jws).push_bind(&d.jws_sha256).push_bind(&d.user_id)
-                        .push_bind(&d.key_id).push_bind(&d.item_id).push_bind(d.item_version)
-                        .push_bind(d.kind).push_bind(d.outcome).push_bind(&d.outcome_code)
-                        .push_bind(&d.outcome_message).push_bind(d.log_index).push_bind(d.received_at);
+                    b.push_bind(d.decision_id).push_bind(device_id.clone()).push_bind(d.device_seq)
+                        .push_bind(d.jws).push_bind(d.jws_sha256).push_bind(d.user_id)
+                        .push_bind(d.key_id).push_bind(d.item_id).push_bind(d.item_version)
+                        .push_bind(d.kind).push_bind(d.outcome).push_bind(d.outcome_code)
+                        .push_bind(d.outcome_message).push_bind(d.log_index).push_bind(d.received_at);
                 });
-                q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
         let lease_states = std::mem::take(&mut self.lease_states);
-        let mut groups: HashMap<(&'static str, bool), Vec<&str>> = HashMap::new();
-        for (lease_id, state, bump) in &lease_states {
-            groups
-                .entry((*state, *bump))
-                .or_default()
-                .push(lease_id.as_str());
+        let mut groups: HashMap<(&'static str, bool), Vec<String>> = HashMap::new();
+        for (lease_id, state, bump) in lease_states {
+            groups.entry((state, bump)).or_default().push(lease_id);
         }
         for ((state, bump), ids) in groups {
             for chunk in ids.chunks(CHUNK) {
-                on_tx!(&mut wtx.tx, conn => {
-                    let mut q = QueryBuilder::new("UPDATE leases SET state = ");
+                write_later!(wtx, q => {
+                    q.push("UPDATE leases SET state = ");
                     q.push_bind(state).push(", epoch = epoch + ").push_bind(i64::from(bump)).push(" WHERE lease_id IN");
-                    push_in_list(&mut q, chunk.iter().copied());
-                    q.build().execute(conn).await.map_err(DbError::from)?;
+                    push_in_list(q, chunk.iter().cloned());
                 });
             }
         }
@@ -408,57 +471,54 @@ impl PushState {
             .filter(|(item, _)| !released.contains(item))
             .collect();
         for chunk in freed.chunks(CHUNK / 2) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE items SET active_lease_id = NULL, lease_expires_at = NULL WHERE ");
+            write_later!(wtx, q => {
+                q.push("UPDATE items SET active_lease_id = NULL, lease_expires_at = NULL WHERE ");
                 for (i, (item, lease)) in chunk.iter().enumerate() {
                     if i > 0 {
                         q.push(" OR ");
                     }
-                    q.push("(item_id = ").push_bind(item.as_str()).push(" AND active_lease_id = ").push_bind(lease.as_str()).push(")");
+                    q.push("(item_id = ").push_bind(item.clone()).push(" AND active_lease_id = ").push_bind(lease.clone()).push(")");
                 }
-                q.build().execute(conn).await.map_err(DbError::from)?;
             });
         }
         let escalated = std::mem::take(&mut self.escalated);
         for chunk in escalated.chunks(CHUNK) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id IN");
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build().execute(conn).await.map_err(DbError::from)?;
+            write_later!(wtx, q => {
+                q.push("UPDATE items SET status = 'escalated', escalation_level = escalation_level + 1 WHERE item_id IN");
+                push_in_list(q, chunk.iter().cloned());
             });
         }
         // Each correction in turn: a later one on the same item must win.
         for (item_id, outcome) in std::mem::take(&mut self.outcomes) {
-            on_tx!(&mut wtx.tx, conn => {
-                sqlx::query("UPDATE items SET outcome = $1 WHERE item_id = $2")
-                    .bind(&outcome)
-                    .bind(&item_id)
-                    .execute(conn)
-                    .await
-                    .map_err(DbError::from)?;
+            write_later!(wtx, q => {
+                q.push("UPDATE items SET outcome = ").push_bind(outcome.clone())
+                    .push(" WHERE item_id = ").push_bind(item_id.clone());
             });
         }
         let released: Vec<String> = released.into_iter().collect();
         for chunk in released.chunks(CHUNK) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id IN");
-                push_in_list(&mut q, chunk.iter().map(String::as_str));
-                q.build().execute(conn).await.map_err(DbError::from)?;
+            write_later!(wtx, q => {
+                q.push("UPDATE items SET status = 'released', active_lease_id = NULL, lease_expires_at = NULL WHERE item_id IN");
+                push_in_list(q, chunk.iter().cloned());
             });
         }
         let releases = std::mem::take(&mut self.releases);
-        insert_releases(wtx, &releases).await?;
         for chunk in releases.chunks(CHUNK / 2) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("UPDATE outputs SET release_seq = CASE output_id");
+            write_later!(wtx, q => {
+                q.push("UPDATE outputs SET release_seq = CASE output_id");
                 for r in chunk {
-                    q.push(" WHEN ").push_bind(r.output_id.as_str()).push(" THEN ").push_bind(to_i64(r.release_seq));
+                    q.push(" WHEN ").push_bind(r.output_id.clone()).push(" THEN ").push_bind(to_i64(r.release_seq));
                 }
                 q.push(" END WHERE output_id IN");
-                push_in_list(&mut q, chunk.iter().map(|r| r.output_id.as_str()));
-                q.build().execute(conn).await.map_err(DbError::from)?;
+                push_in_list(q, chunk.iter().map(|r| r.output_id.clone()));
             });
         }
-        Ok(())
+        insert_releases(wtx, releases).await
+    }
+
+    /// Writes everything pending now, before a read of rows this push may have changed.
+    pub async fn sync(&mut self, wtx: &mut WriteTx) -> Result<(), GateError> {
+        self.flush(wtx).await?;
+        wtx.run_deferred().await
     }
 }

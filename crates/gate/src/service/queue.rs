@@ -11,11 +11,10 @@ use uuid::Uuid;
 use super::Gate;
 use super::identity::{Principal, Role, User, user_by_name};
 use crate::api::{ClaimRequest, ClaimedItem, LeaseState};
-use crate::db::{DbError, Tx, ms_to_time, now_ms};
+use crate::db::{DbError, Tx, ms_to_time, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::WriteTx;
-use crate::on_tx;
-use sqlx::QueryBuilder;
+use crate::{on_tx, write_later};
 
 /// A lease row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -233,27 +232,24 @@ impl Gate {
                 escalation_level: u32::try_from(escalation_level).unwrap_or_default(),
             });
         }
+        let offline = i64::from(request.offline);
         for chunk in new_leases.chunks(200) {
-            on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new("INSERT INTO leases (lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state) ");
+            write_later!(&mut wtx, q => {
+                q.push("INSERT INTO leases (lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, offline, state) ");
                 q.push_values(chunk, |mut b, (lease_id, item_id, version)| {
-                    b.push_bind(lease_id.as_str()).push_bind(item_id.as_str()).push_bind(*version)
-                        .push_bind(1_i64).push_bind(&user.user_id).push_bind(device_id)
-                        .push_bind(now).push_bind(expires_at).push_bind(i64::from(request.offline))
+                    b.push_bind(lease_id.clone()).push_bind(item_id.clone()).push_bind(*version)
+                        .push_bind(1_i64).push_bind(user.user_id.clone()).push_bind(device_id.to_owned())
+                        .push_bind(now).push_bind(expires_at).push_bind(offline)
                         .push_bind("active");
                 });
-                q.build().execute(&mut *conn).await.map_err(DbError::from)?;
-                let mut q = QueryBuilder::new("UPDATE items SET active_lease_id = CASE item_id");
+            });
+            write_later!(&mut wtx, q => {
+                q.push("UPDATE items SET active_lease_id = CASE item_id");
                 for (lease_id, item_id, _) in chunk {
-                    q.push(" WHEN ").push_bind(item_id.as_str()).push(" THEN ").push_bind(lease_id.as_str());
+                    q.push(" WHEN ").push_bind(item_id.clone()).push(" THEN ").push_bind(lease_id.clone());
                 }
-                q.push(" END, lease_expires_at = ").push_bind(expires_at).push(" WHERE item_id IN (");
-                let mut list = q.separated(", ");
-                for (_, item_id, _) in chunk {
-                    list.push_bind(item_id.as_str());
-                }
-                q.push(")");
-                q.build().execute(&mut *conn).await.map_err(DbError::from)?;
+                q.push(" END, lease_expires_at = ").push_bind(expires_at).push(" WHERE item_id IN");
+                push_in_list(q, chunk.iter().map(|(_, item_id, _)| item_id.clone()));
             });
         }
         wtx.commit(&self.log).await?;

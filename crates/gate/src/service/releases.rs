@@ -4,7 +4,6 @@
 use countersign_core::{AuditEventKind, Output, Routing, V1};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::Gate;
@@ -12,7 +11,7 @@ use crate::api::{ReleaseRecord, ReleasesResponse};
 use crate::db::{DbError, ms_to_time, now_ms};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64, to_u64};
-use crate::on_tx;
+use crate::{on_tx, write_later};
 
 /// One decision that led to a release.
 #[derive(Debug, Clone, Serialize)]
@@ -24,10 +23,29 @@ pub struct TraceDecision {
     pub log_index: u64,
 }
 
+/// What a release says of the output it releases.
+pub(crate) struct Released<'a> {
+    pub output_id: &'a str,
+    pub source: &'a str,
+    pub subject: &'a str,
+    pub model: &'a countersign_core::ModelRef,
+}
+
+impl<'a> From<&'a Output> for Released<'a> {
+    fn from(output: &'a Output) -> Self {
+        Released {
+            output_id: &output.output_id,
+            source: &output.source,
+            subject: &output.subject,
+            model: &output.model,
+        }
+    }
+}
+
 pub(crate) struct ReleaseDraft<'a> {
     pub item_id: Option<Uuid>,
     pub item_version: Option<u32>,
-    pub output: &'a Output,
+    pub output: Released<'a>,
     pub routing: &'a Routing,
     pub outcome: Value,
     /// `policy` for the `auto` lane, `humans` otherwise.
@@ -49,21 +67,22 @@ pub(crate) struct ReleaseRow {
 /// Stores releases in multi-row statements.
 pub(crate) async fn insert_releases(
     wtx: &mut WriteTx,
-    rows: &[ReleaseRow],
+    rows: Vec<ReleaseRow>,
 ) -> Result<(), GateError> {
-    for chunk in rows.chunks(200) {
-        on_tx!(&mut wtx.tx, conn => {
-            let mut q = QueryBuilder::new("INSERT INTO releases (release_seq, item_id, output_id, body, released_at, qa_sampled, log_index) ");
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<ReleaseRow> = rows.by_ref().take(200).collect();
+        write_later!(wtx, q => {
+            q.push("INSERT INTO releases (release_seq, item_id, output_id, body, released_at, qa_sampled, log_index) ");
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(to_i64(r.release_seq))
-                    .push_bind(&r.item_id)
-                    .push_bind(&r.output_id)
-                    .push_bind(&r.body)
+                    .push_bind(r.item_id)
+                    .push_bind(r.output_id)
+                    .push_bind(r.body)
                     .push_bind(r.released_at)
                     .push_bind(i64::from(r.qa_sampled))
                     .push_bind(to_i64(r.release_seq));
             });
-            q.build().execute(conn).await.map_err(DbError::from)?;
         });
     }
     Ok(())
@@ -107,10 +126,10 @@ impl Gate {
         let document = ReleaseDocument {
             v: V1,
             release_seq,
-            output_id: &draft.output.output_id,
-            source: &draft.output.source,
-            subject: &draft.output.subject,
-            model: &draft.output.model,
+            output_id: draft.output.output_id,
+            source: draft.output.source,
+            subject: draft.output.subject,
+            model: draft.output.model,
             item_id: draft.item_id,
             item_version: draft.item_version,
             lane: draft.routing.lane,
@@ -142,7 +161,7 @@ impl Gate {
         Ok(ReleaseRow {
             release_seq,
             item_id: draft.item_id.map(|i| i.to_string()),
-            output_id: draft.output.output_id.clone(),
+            output_id: draft.output.output_id.to_owned(),
             body: body_text,
             released_at: now,
             qa_sampled: draft.qa_sampled,

@@ -112,6 +112,12 @@ impl TestGate {
         }
     }
 
+    /// The data directory (the SQLite database, unless on PostgreSQL), for other gate
+    /// processes sharing this gate's database.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// The log key file, for other gate processes sharing this gate's database.
     pub fn gate_log_key_path(&self) -> std::path::PathBuf {
         self._dir.path().join("log-key")
@@ -201,7 +207,7 @@ impl TestGate {
             device_id: body["device_id"].as_str().unwrap().to_owned(),
             key_id: body["key_id"].as_str().unwrap().to_owned(),
             key,
-            seq: std::cell::Cell::new(0),
+            seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -251,7 +257,7 @@ pub struct Desk {
     pub device_id: String,
     pub key_id: String,
     pub key: SigningKey,
-    pub seq: std::cell::Cell<u64>,
+    pub seq: std::sync::atomic::AtomicU64,
 }
 
 impl Desk {
@@ -263,7 +269,7 @@ impl Desk {
         corrections: Vec<FieldEdit>,
         reasons: &[&str],
     ) -> String {
-        self.seq.set(self.seq.get() + 1);
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let lease = &claimed["lease"];
         let decision = Decision {
             v: V1,
@@ -279,7 +285,7 @@ impl Desk {
             comment: None,
             key_id: self.key_id.clone(),
             device_id: self.device_id.clone(),
-            device_seq: self.seq.get(),
+            device_seq: seq,
             decided_at: chrono::Utc::now(),
         };
         jws::sign_decision(&decision, &self.key).unwrap()
