@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod events;
 pub mod logging;
+pub mod webview;
 
 use std::path::PathBuf;
 use std::sync::Arc;
