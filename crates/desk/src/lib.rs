@@ -31,6 +31,10 @@ pub use types::*;
 use client::GateClient;
 use store::{parse_ts, to_i64, to_u64, ts};
 
+/// How long after the start the background sync first reads every lease: long enough for the
+/// window to open and show the queue without competing with it for the CPU and the database.
+pub const FIRST_FULL_SYNC_AFTER: Duration = Duration::from_secs(5);
+
 /// Where desk state lives: `$COUNTERSIGN_DESK_DIR`, else the OS's app-data directory under
 /// `countersign-desk`.
 pub fn default_data_dir() -> PathBuf {
@@ -758,8 +762,11 @@ impl Desk {
         })
     }
 
-    /// Syncs in the background: soon after each decision, every `every` otherwise, backing off
-    /// (1 s to 60 s, with jitter) while the gate cannot be reached.
+    /// Syncs in the background: pushes soon after each decision, and runs a full sync (lease
+    /// states and renewals too) every `every`, the first one [`FIRST_FULL_SYNC_AFTER`] after the
+    /// start (or `every`, if sooner); backs off (1 s to 60 s, with jitter) while the gate cannot
+    /// be reached. The first round only pushes, so decisions saved before a restart go out at
+    /// once.
     pub fn auto_sync(
         &self,
         every: Duration,
@@ -769,9 +776,19 @@ impl Desk {
         let desk = self.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
+            let mut next_full = tokio::time::Instant::now() + every.min(FIRST_FULL_SYNC_AFTER);
             loop {
-                let result = desk.sync(&*progress).await;
+                let full = tokio::time::Instant::now() >= next_full;
+                let scope = if full {
+                    sync::Scope::Full
+                } else {
+                    sync::Scope::Push
+                };
+                let result = desk.sync_scope(scope, &*progress).await;
                 let transient = matches!(&result, Err(e) if e.is_transient());
+                if full && !transient {
+                    next_full = tokio::time::Instant::now() + every;
+                }
                 done(result);
                 if transient {
                     let pause = backoff(failures, Duration::from_secs(1), Duration::from_secs(60));
@@ -784,7 +801,7 @@ impl Desk {
                             // Lets a burst of key presses go out in one push.
                             tokio::time::sleep(Duration::from_millis(250)).await;
                         }
-                        () = tokio::time::sleep(every) => {}
+                        () = tokio::time::sleep_until(next_full) => {}
                     }
                 }
             }
