@@ -35,36 +35,89 @@ pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, GateError> {
     Ok(out)
 }
 
-/// JCS bytes of the object `value` with its member `key` written as `raw`, which must already be
-/// the JCS bytes of that member's value: a release body is canonicalised once for its row and
-/// spliced into its log entry.
-pub fn object_with_raw_member(value: &Value, key: &str, raw: &[u8]) -> Result<Vec<u8>, GateError> {
-    let Value::Object(map) = value else {
-        return Err(GateError::internal("canonical splice into a non-object"));
-    };
-    if !map.contains_key(key) {
-        return Err(GateError::internal(format!(
-            "canonical splice: no member `{key}`"
-        )));
-    }
-    let mut members: Vec<(&String, &Value)> = map.iter().collect();
-    members.sort_by(|a, b| jcs_key_order(a.0, b.0));
-    let mut out = Vec::with_capacity(raw.len() + 256);
-    out.push(b'{');
-    for (i, (name, member)) in members.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(&mut out, name)?;
-        out.push(b':');
-        if name == key {
-            out.extend_from_slice(raw);
-        } else {
-            write_value(&mut out, member)?;
+/// JCS bytes with holes where one number goes that is known only later: a log entry's index,
+/// which is fixed only under the writer, while the entry itself can be written beforehand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Template {
+    bytes: Vec<u8>,
+    /// Offsets into `bytes` where the number's digits go, in increasing order.
+    holes: Vec<usize>,
+}
+
+impl Template {
+    /// Bytes without holes.
+    pub fn fixed(bytes: Vec<u8>) -> Self {
+        Template {
+            bytes,
+            holes: Vec::new(),
         }
     }
-    out.push(b'}');
-    Ok(out)
+
+    /// The JCS bytes of the object `value` with its member `key` left as a hole.
+    pub fn object_with_hole(value: &Value, key: &str) -> Result<Self, GateError> {
+        let Value::Object(map) = value else {
+            return Err(GateError::internal("canonical template of a non-object"));
+        };
+        if !map.contains_key(key) {
+            return Err(GateError::internal(format!(
+                "canonical template: no member `{key}`"
+            )));
+        }
+        let mut members: Vec<(&String, &Value)> = map.iter().collect();
+        members.sort_by(|a, b| jcs_key_order(a.0, b.0));
+        let mut template = Template::default();
+        template.bytes.push(b'{');
+        for (i, (name, member)) in members.into_iter().enumerate() {
+            if i > 0 {
+                template.bytes.push(b',');
+            }
+            write_string(&mut template.bytes, name)?;
+            template.bytes.push(b':');
+            if name == key {
+                template.hole();
+            } else {
+                write_value(&mut template.bytes, member)?;
+            }
+        }
+        template.bytes.push(b'}');
+        Ok(template)
+    }
+
+    /// Appends raw JCS bytes.
+    pub fn push(&mut self, raw: &[u8]) {
+        self.bytes.extend_from_slice(raw);
+    }
+
+    /// Appends a JSON string.
+    pub fn push_string(&mut self, s: &str) -> Result<(), GateError> {
+        write_string(&mut self.bytes, s)
+    }
+
+    /// Appends a hole.
+    pub fn hole(&mut self) {
+        self.holes.push(self.bytes.len());
+    }
+
+    /// Appends another template, holes included.
+    pub fn append(&mut self, other: &Template) {
+        let base = self.bytes.len();
+        self.holes.extend(other.holes.iter().map(|h| h + base));
+        self.bytes.extend_from_slice(&other.bytes);
+    }
+
+    /// The bytes with `n` in every hole (a non-negative integer prints as itself in JCS).
+    pub fn render(&self, n: u64) -> Vec<u8> {
+        let digits = n.to_string();
+        let mut out = Vec::with_capacity(self.bytes.len() + digits.len() * self.holes.len());
+        let mut from = 0;
+        for &hole in &self.holes {
+            out.extend_from_slice(&self.bytes[from..hole]);
+            out.extend_from_slice(digits.as_bytes());
+            from = hole;
+        }
+        out.extend_from_slice(&self.bytes[from..]);
+        out
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, value: &Value) -> Result<(), GateError> {
@@ -230,6 +283,28 @@ mod tests {
     }
 
     #[test]
+    fn a_template_renders_as_the_value_with_the_number_in_place() {
+        let value =
+            json!({"z": 1, "release_seq": 0, "a": {"release_seq": "not me"}, "\u{e000}": [2]});
+        let template = Template::object_with_hole(&value, "release_seq").unwrap();
+        for n in [0_u64, 7, 1_000_000, u64::from(u32::MAX)] {
+            let mut filled = value.clone();
+            filled["release_seq"] = json!(n);
+            assert_eq!(template.render(n), value_to_vec(&filled).unwrap());
+        }
+        let mut outer = Template::fixed(b"[".to_vec());
+        outer.append(&template);
+        outer.push(b",");
+        outer.hole();
+        outer.push(b"]");
+        let mut filled = value.clone();
+        filled["release_seq"] = json!(3);
+        assert_eq!(outer.render(3), value_to_vec(&json!([filled, 3])).unwrap());
+        assert!(Template::object_with_hole(&json!({"a": 1}), "b").is_err());
+        assert!(Template::object_with_hole(&json!([1]), "a").is_err());
+    }
+
+    #[test]
     fn matches_the_core_canonicaliser_on_an_audit_entry() {
         let entry = countersign_core::AuditEntry {
             v: countersign_core::V1,
@@ -242,15 +317,5 @@ mod tests {
         };
         let core = canonical::to_canonical_bytes(&entry).unwrap();
         assert_eq!(to_vec(&entry).unwrap(), core);
-        let data = value_to_vec(&entry.data).unwrap();
-        let hollow = serde_json::to_value(countersign_core::AuditEntry {
-            data: Value::Null,
-            ..entry
-        })
-        .unwrap();
-        assert_eq!(
-            object_with_raw_member(&hollow, "data", &data).unwrap(),
-            core
-        );
     }
 }

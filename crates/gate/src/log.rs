@@ -14,11 +14,12 @@ use countersign_core::checkpoint::{
     Checkpoint, NoteSigner, NoteVerifier, Receipt, sign_checkpoint,
 };
 use countersign_core::merkle::{self, Frontier, Hash, NodeId};
-use countersign_core::{AuditEntry, AuditEventKind, V1};
+use countersign_core::{AuditEventKind, V1};
 use serde_json::Value;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use crate::canon::Template;
 use crate::db::{Db, DbError, SqliteTx, Tx, now_ms};
 use crate::error::GateError;
 use crate::on_tx;
@@ -337,10 +338,68 @@ impl AuditLog {
     }
 }
 
-/// The data of an entry being appended: a value, or its JCS bytes.
-enum Data<'a> {
-    Value(Value),
-    Canonical(&'a [u8]),
+/// An audit entry written before its log index is known, so that the work of building it
+/// happens outside the writer; [`WriteTx::append_prepared`] fills in the index.
+#[derive(Debug, Clone)]
+pub struct PreparedEntry {
+    template: Template,
+    kind: AuditEventKind,
+    item_id: Option<Uuid>,
+    at: i64,
+}
+
+impl PreparedEntry {
+    /// An entry of `kind` by `actor` at `at` (ms since the epoch) with `data`, whose holes (if
+    /// any, such as a release's `release_seq`) also take the entry's index.
+    pub fn new(
+        kind: AuditEventKind,
+        actor: &str,
+        item_id: Option<Uuid>,
+        at: i64,
+        data: &Template,
+    ) -> Result<Self, GateError> {
+        // The members of an AuditEntry in JCS order: actor, at, data, index, item_id, kind, v.
+        let at_text = serde_json::to_string(&crate::db::ms_to_time(at))
+            .map_err(|e| GateError::internal(format!("audit entry time: {e}")))?;
+        let mut template = Template::fixed(b"{\"actor\":".to_vec());
+        template.push_string(actor)?;
+        template.push(b",\"at\":");
+        template.push(at_text.as_bytes());
+        template.push(b",\"data\":");
+        template.append(data);
+        template.push(b",\"index\":");
+        template.hole();
+        if let Some(item_id) = item_id {
+            template.push(b",\"item_id\":");
+            template.push_string(&item_id.to_string())?;
+        }
+        template.push(b",\"kind\":");
+        template.push_string(kind_name(kind))?;
+        template.push(b",\"v\":1}");
+        Ok(PreparedEntry {
+            template,
+            kind,
+            item_id,
+            at,
+        })
+    }
+
+    /// [`PreparedEntry::new`] with the data as a JSON value.
+    pub fn from_value(
+        kind: AuditEventKind,
+        actor: &str,
+        item_id: Option<Uuid>,
+        at: i64,
+        data: &Value,
+    ) -> Result<Self, GateError> {
+        let data = Template::fixed(crate::canon::value_to_vec(data)?);
+        Self::new(kind, actor, item_id, at, &data)
+    }
+
+    /// The entry's bytes at log index `index`.
+    pub fn render(&self, index: u64) -> Vec<u8> {
+        self.template.render(index)
+    }
 }
 
 /// An entry appended in a transaction, written at commit.
@@ -488,62 +547,27 @@ impl WriteTx {
         item_id: Option<Uuid>,
         data: Value,
     ) -> Result<u64, GateError> {
-        self.append_entry(log, kind, actor, item_id, Data::Value(data))
-            .await
+        let entry = PreparedEntry::from_value(kind, actor, item_id, now_ms(), &data)?;
+        self.append_prepared(log, &entry).await
     }
 
-    /// [`WriteTx::append`] with `data` given as its JCS bytes, which the caller already has.
-    pub async fn append_canonical(
+    /// Appends an entry built beforehand and returns its index.
+    pub async fn append_prepared(
         &mut self,
         log: &AuditLog,
-        kind: AuditEventKind,
-        actor: &str,
-        item_id: Option<Uuid>,
-        data: &[u8],
-    ) -> Result<u64, GateError> {
-        self.append_entry(log, kind, actor, item_id, Data::Canonical(data))
-            .await
-    }
-
-    async fn append_entry(
-        &mut self,
-        log: &AuditLog,
-        kind: AuditEventKind,
-        actor: &str,
-        item_id: Option<Uuid>,
-        data: Data<'_>,
+        entry: &PreparedEntry,
     ) -> Result<u64, GateError> {
         let frontier = self.frontier(log).await?;
         let index = frontier.size();
-        let now = now_ms();
-        let mut entry = AuditEntry {
-            v: V1,
-            index,
-            at: crate::db::ms_to_time(now),
-            kind,
-            actor: actor.to_owned(),
-            item_id,
-            data: Value::Null,
-        };
-        let bytes = match data {
-            Data::Value(value) => {
-                entry.data = value;
-                crate::canon::to_vec(&entry)?
-            }
-            Data::Canonical(raw) => {
-                let hollow = serde_json::to_value(&entry)
-                    .map_err(|e| GateError::internal(format!("audit entry: {e}")))?;
-                crate::canon::object_with_raw_member(&hollow, "data", raw)?
-            }
-        };
+        let bytes = entry.render(index);
         let completed = frontier.append(merkle::leaf_hash(&bytes));
         self.pending_nodes.extend(completed);
         self.pending_entries.push(PendingEntry {
             index,
             bytes,
-            kind: kind_name(kind),
-            item_id: item_id.map(|i| i.to_string()),
-            at: now,
+            kind: kind_name(entry.kind),
+            item_id: entry.item_id.map(|i| i.to_string()),
+            at: entry.at,
         });
         Ok(index)
     }
@@ -734,4 +758,84 @@ pub fn to_i64(n: u64) -> i64 {
 
 pub fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use countersign_core::AuditEntry;
+    use serde_json::json;
+
+    /// A prepared entry renders exactly the JCS bytes of the AuditEntry it stands for.
+    #[test]
+    fn a_prepared_entry_is_the_canonical_audit_entry() {
+        let cases = [
+            (
+                AuditEventKind::Decided,
+                "rita \"r\" \u{e9}",
+                Some(countersign_core::new_id()),
+                json!({"jws": "a.b.c", "n": 1.5}),
+            ),
+            (AuditEventKind::OutputReceived, "scorer", None, json!({})),
+            (
+                AuditEventKind::Released,
+                "gate",
+                Some(countersign_core::new_id()),
+                json!({"release_seq": 12, "z": [null]}),
+            ),
+        ];
+        for (kind, actor, item_id, data) in cases {
+            for (at, index) in [
+                (1_764_580_000_000_i64, 0_u64),
+                (1_764_580_000_123, 12),
+                (1_764_580_000_100, 987_654_321),
+            ] {
+                let entry = AuditEntry {
+                    v: V1,
+                    index,
+                    at: crate::db::ms_to_time(at),
+                    kind,
+                    actor: actor.to_owned(),
+                    item_id,
+                    data: data.clone(),
+                };
+                let prepared = PreparedEntry::from_value(kind, actor, item_id, at, &data).unwrap();
+                assert_eq!(
+                    String::from_utf8(prepared.render(index)).unwrap(),
+                    String::from_utf8(
+                        countersign_core::canonical::to_canonical_bytes(&entry).unwrap()
+                    )
+                    .unwrap()
+                );
+            }
+        }
+        // A hole in the data takes the entry's index too.
+        let data = json!({"release_seq": 0, "outcome": {"release_seq": "kept"}});
+        let template = Template::object_with_hole(&data, "release_seq").unwrap();
+        let prepared = PreparedEntry::new(
+            AuditEventKind::Released,
+            "gate",
+            None,
+            1_764_580_000_000,
+            &template,
+        )
+        .unwrap();
+        let mut filled = data.clone();
+        filled["release_seq"] = json!(77);
+        let entry = AuditEntry {
+            v: V1,
+            index: 77,
+            at: crate::db::ms_to_time(1_764_580_000_000),
+            kind: AuditEventKind::Released,
+            actor: "gate".into(),
+            item_id: None,
+            data: filled,
+        };
+        assert_eq!(
+            prepared.render(77),
+            countersign_core::canonical::to_canonical_bytes(&entry).unwrap()
+        );
+    }
 }

@@ -229,6 +229,16 @@ async fn concurrent_pushes_share_commits_and_every_receipt_is_covered() {
                 "{backend:?}: a receipt's checkpoint is not stored"
             );
         }
-        assert_eq!(g.releases().await.len(), 48, "{backend:?}");
+        // Consumers receive exactly the document the `released` entry logs, at its index.
+        let releases = g.releases().await;
+        assert_eq!(releases.len(), 48, "{backend:?}");
+        for record in &releases {
+            let seq = record["release_seq"].as_u64().unwrap();
+            let (_, entry) = leaf_of(&g, seq);
+            let entry: Value = serde_json::from_slice(&entry).unwrap();
+            assert_eq!(entry["kind"], "released");
+            assert_eq!(entry["data"], record["release"], "{backend:?}");
+            assert_eq!(record["release"]["release_seq"], seq);
+        }
     }
 }

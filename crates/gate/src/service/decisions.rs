@@ -17,9 +17,10 @@ use super::push_state::{AppliedDecision, ItemRow, NewDecision, PushState};
 use super::queue::{LeaseRow, parse_uuid};
 use super::releases::{ReleaseDraft, TraceDecision};
 use crate::api::PushResult;
+use crate::canon::Template;
 use crate::db::{DbError, now_ms, push_in_list};
 use crate::error::GateError;
-use crate::log::{WriteTx, to_i64, to_u64};
+use crate::log::{PreparedEntry, WriteTx, to_i64, to_u64};
 use crate::{on_tx, write_later};
 
 /// Largest accepted signed decision.
@@ -380,23 +381,9 @@ impl Gate {
             DecisionOutcome::Conflict { .. } => AuditEventKind::Conflict,
             DecisionOutcome::Rejected { .. } => AuditEventKind::Rejected,
         };
-        let log_index = wtx
-            .append(
-                &self.log,
-                kind,
-                &user.name,
-                Some(decision.item_id),
-                json!({
-                    "decision_id": decision.decision_id,
-                    "device_id": device_id,
-                    "device_seq": decision.device_seq,
-                    "key_id": decision.key_id,
-                    "user_id": user.user_id,
-                    "jws": jws,
-                    "result": outcome,
-                }),
-            )
-            .await?;
+        let data = decided_data(&decision, device_id, &user.user_id, jws, &outcome)?;
+        let entry = PreparedEntry::new(kind, &user.name, Some(decision.item_id), now_ms(), &data)?;
+        let log_index = wtx.append_prepared(&self.log, &entry).await?;
         let (outcome_name, code, message) = match &outcome {
             DecisionOutcome::Applied => ("applied", None, None),
             DecisionOutcome::Conflict { reason } => (
@@ -525,11 +512,11 @@ impl Gate {
         if matches!(item.status.as_str(), "released" | "superseded") {
             return Ok(conflict(ConflictReason::AlreadyResolved));
         }
-        let served = state
+        let served_sha256 = state
             .version(wtx, &item_id, version)
             .await?
-            .map(|v| (v.served, v.served_sha256));
-        let Some((served, served_sha256)) = served else {
+            .map(|v| v.served_sha256);
+        let Some(served_sha256) = served_sha256 else {
             return Ok(rejected("unknown_item_version", "no such item version"));
         };
         if served_sha256 != decision.evidence_sha256 {
@@ -538,14 +525,17 @@ impl Gate {
                 "the decision names evidence the gate did not serve for this item version",
             ));
         }
-        // Parsing the served item costs more than the rest of the checks; only reasons and
-        // corrections need it.
+        // Reading and parsing the served item costs more than the rest of the checks; only
+        // reasons and corrections need it.
         let served: Option<ServedItem> =
             if decision.reason_codes.is_empty() && decision.kind != DecisionKind::Correct {
                 None
             } else {
+                let text = state.served(wtx, &item_id, version).await?.ok_or_else(|| {
+                    GateError::internal("an item version without its served item")
+                })?;
                 Some(
-                    serde_json::from_str(&served)
+                    serde_json::from_str(&text)
                         .map_err(|e| GateError::internal(format!("stored served item: {e}")))?,
                 )
             };
@@ -753,6 +743,36 @@ impl Gate {
     }
 }
 
+/// The data of a decision's log entry, written straight as JCS: the signed JWS is most of it,
+/// and copying it into a JSON value to canonicalise it again was a noticeable share of a push.
+fn decided_data(
+    decision: &Decision,
+    device_id: &str,
+    user_id: &str,
+    jws: &str,
+    outcome: &DecisionOutcome,
+) -> Result<Template, GateError> {
+    let result = serde_json::to_value(outcome)
+        .map_err(|e| GateError::internal(format!("decision outcome: {e}")))?;
+    // Members in JCS order: decision_id, device_id, device_seq, jws, key_id, result, user_id.
+    let mut t = Template::fixed(b"{\"decision_id\":".to_vec());
+    t.push_string(&decision.decision_id.to_string())?;
+    t.push(b",\"device_id\":");
+    t.push_string(device_id)?;
+    t.push(b",\"device_seq\":");
+    t.push(decision.device_seq.to_string().as_bytes());
+    t.push(b",\"jws\":");
+    t.push_string(jws)?;
+    t.push(b",\"key_id\":");
+    t.push_string(&decision.key_id)?;
+    t.push(b",\"result\":");
+    t.push(&crate::canon::value_to_vec(&result)?);
+    t.push(b",\"user_id\":");
+    t.push_string(user_id)?;
+    t.push(b"}");
+    Ok(t)
+}
+
 /// Checks a correction against the item: known fields with valid values, `from` matching what
 /// the reviewer was shown, and for a `human_only` item a complete outcome.
 fn check_corrections(
@@ -906,4 +926,56 @@ async fn verify_parallel(
         );
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn decided_data_is_the_canonical_json_of_its_members() {
+        let decision = Decision {
+            v: countersign_core::V1,
+            decision_id: countersign_core::new_id(),
+            item_id: countersign_core::new_id(),
+            item_version: 2,
+            lease_id: countersign_core::new_id(),
+            lease_epoch: 1,
+            evidence_sha256: "ab".repeat(32),
+            kind: DecisionKind::Approve,
+            corrections: Vec::new(),
+            reason_codes: Vec::new(),
+            comment: None,
+            key_id: "k\"ey".into(),
+            device_id: "dev-1".into(),
+            device_seq: 9_007_199_254_740_000,
+            decided_at: chrono::Utc::now(),
+        };
+        let outcomes = [
+            DecisionOutcome::Applied,
+            conflict(ConflictReason::Superseded),
+            rejected("key_revoked", "the signing key was revoked \u{1f600}"),
+        ];
+        for outcome in outcomes {
+            let expected = crate::canon::value_to_vec(&json!({
+                "decision_id": decision.decision_id,
+                "device_id": "dev-1",
+                "device_seq": decision.device_seq,
+                "key_id": decision.key_id,
+                "user_id": "u-\u{e9}",
+                "jws": "eyJ.x_y-z.sig",
+                "result": outcome,
+            }))
+            .unwrap();
+            let written = decided_data(&decision, "dev-1", "u-\u{e9}", "eyJ.x_y-z.sig", &outcome)
+                .unwrap()
+                .render(0);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 }

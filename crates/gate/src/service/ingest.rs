@@ -6,17 +6,20 @@ use std::collections::HashSet;
 use countersign_core::{
     AuditEventKind, Evidence, Lane, Output, Routing, ServedItem, V1, canonical, new_id, sha256_hex,
 };
-use countersign_policy::RouteContext;
+use countersign_policy::{Policy, RouteContext};
 use serde_json::{Value, json};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::Gate;
-use super::releases::{ReleaseDraft, ReleaseRow, insert_releases};
+use super::releases::{
+    PreparedRelease, ReleaseDraft, ReleaseRow, append_release, insert_releases, prepare_release,
+};
 use crate::api::{IngestResult, IngestStatus};
 use crate::db::{DbError, ms_to_time, now_ms, push_in_list};
 use crate::error::GateError;
-use crate::log::{WriteTx, to_i64};
+use crate::log::{PreparedEntry, WriteTx, to_i64};
+use crate::service::GateConfig;
 use crate::{on_tx, write_later};
 
 const ID_MAX: usize = 128;
@@ -188,33 +191,33 @@ fn check_unit_interval(field: &str, value: f64) -> Result<(), GateError> {
     }
 }
 
-impl Gate {
-    fn validate_output(
-        &self,
-        source: &str,
-        position: usize,
-        value: Value,
-    ) -> Result<ValidOutput, GateError> {
+fn validate_output(
+    config: &GateConfig,
+    source: &str,
+    position: usize,
+    value: Value,
+) -> Result<ValidOutput, GateError> {
+    {
         let nesting = depth(&value);
-        if nesting > self.config.max_output_depth {
+        if nesting > config.max_output_depth {
             return Err(GateError::unprocessable(
                 "output_too_deep",
                 format!(
                     "the output nests {nesting} levels deep; the limit is {}",
-                    self.config.max_output_depth
+                    config.max_output_depth
                 ),
             ));
         }
         let body = crate::canon::value_to_vec(&value)
             .map_err(|e| GateError::unprocessable("invalid_output", e.message))?;
-        if body.len() > self.config.max_output_bytes {
+        if body.len() > config.max_output_bytes {
             return Err(GateError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "output_too_large",
                 format!(
                     "the output is {} bytes; the limit is {}",
                     body.len(),
-                    self.config.max_output_bytes
+                    config.max_output_bytes
                 ),
             ));
         }
@@ -259,40 +262,245 @@ impl Gate {
             body_sha256,
         })
     }
+}
 
+/// The parts of a held output's record that depend on which item it lands in.
+struct HeldParts {
+    item_id: Uuid,
+    version: u32,
+    served_text: String,
+    served_sha256: String,
+    routed: PreparedEntry,
+}
+
+/// What an accepted output will write, built before the writer is taken: everything but the
+/// log indexes. A held output is prepared as the first version of a new item; the rare output
+/// that supersedes a held item is rebuilt under the writer, where the item is known.
+struct Prepared {
+    position: usize,
+    output: Output,
+    body: String,
+    body_sha256: String,
+    routing: Routing,
+    evaluation_error: Option<Value>,
+    received_at: i64,
+    received: PreparedEntry,
+    lane: Lanes,
+}
+
+enum Lanes {
+    Auto {
+        routed: PreparedEntry,
+        release: PreparedRelease,
+    },
+    Held {
+        due_at: i64,
+        new_item: HeldParts,
+    },
+}
+
+/// One output of a request after the checks and preparation that need no lock.
+enum Checked {
+    Ready(Box<Prepared>),
+    Rejected(IngestResult),
+}
+
+/// Parses and validates a request body and prepares every valid output: the CPU-heavy part of
+/// ingest, run on the blocking pool so that concurrent requests use every core while one of
+/// them holds the writer.
+fn check_and_prepare(
+    config: &GateConfig,
+    policy: &Policy,
+    context: &RouteContext<'_>,
+    source: &str,
+    raw: &[u8],
+) -> Result<Vec<Checked>, GateError> {
+    let document = canonical::parse_strict(raw)
+        .map_err(|e| GateError::bad_request("malformed_json", e.to_string()))?;
+    let values = match document {
+        Value::Array(values) => values,
+        single @ Value::Object(_) => vec![single],
+        _ => {
+            return Err(GateError::bad_request(
+                "malformed_request",
+                "post one output object or an array of them",
+            ));
+        }
+    };
+    if values.is_empty() {
+        return Err(GateError::bad_request(
+            "empty_batch",
+            "the batch holds no outputs",
+        ));
+    }
+    if values.len() > config.max_batch {
+        return Err(GateError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} outputs in one request; the limit is {}",
+                values.len(),
+                config.max_batch
+            ),
+        ));
+    }
+    let mut checked = Vec::with_capacity(values.len());
+    for (position, value) in values.into_iter().enumerate() {
+        let output_id = value
+            .get("output_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let prepared = validate_output(config, source, position, value)
+            .and_then(|v| prepare(v, policy, context));
+        checked.push(match prepared {
+            Ok(p) => p,
+            Err(e) => Checked::Rejected(rejected(position, output_id, &e)),
+        });
+    }
+    Ok(checked)
+}
+
+/// Routes a valid output and builds its log entries, served item and release.
+fn prepare(
+    v: ValidOutput,
+    policy: &Policy,
+    context: &RouteContext<'_>,
+) -> Result<Checked, GateError> {
+    let ValidOutput {
+        position,
+        output,
+        body,
+        body_sha256,
+    } = v;
+    let (routing, evaluation_error) = match policy.route_detailed(&output, context) {
+        Ok(routed) => (
+            routed.routing,
+            routed
+                .error
+                .map(|e| json!({"rule": e.rule, "field": e.field, "message": e.message})),
+        ),
+        Err(e) => {
+            return Ok(Checked::Rejected(rejected(
+                position,
+                Some(output.output_id),
+                &GateError::unprocessable("routing_failed", e.to_string()),
+            )));
+        }
+    };
+    let now = now_ms();
+    let received = PreparedEntry::from_value(
+        AuditEventKind::OutputReceived,
+        &output.source,
+        None,
+        now,
+        &json!({
+            "output_id": output.output_id,
+            "source": output.source,
+            "subject": output.subject,
+            "model": output.model,
+            "body_sha256": body_sha256,
+        }),
+    )?;
+    let lane = if routing.lane == Lane::Auto {
+        let routed = PreparedEntry::from_value(
+            AuditEventKind::Routed,
+            "gate",
+            None,
+            now,
+            &json!({"output_id": output.output_id, "routing": routing, "evaluation_error": evaluation_error}),
+        )?;
+        let qa_sampled = qa_sample(&output.output_id, routing.qa_sample_rate);
+        let release = prepare_release(
+            ReleaseDraft {
+                item_id: None,
+                item_version: None,
+                output: (&output).into(),
+                routing: &routing,
+                outcome: Value::Object(output.proposal.clone()),
+                decided_by: "policy",
+                decisions: Vec::new(),
+                qa_sampled,
+            },
+            now,
+        )?;
+        Lanes::Auto { routed, release }
+    } else {
+        let due_at = now.saturating_add(sla_ms(&routing));
+        let new_item = held_parts(
+            new_id(),
+            1,
+            &output,
+            &routing,
+            evaluation_error.as_ref(),
+            now,
+            due_at,
+            policy,
+        )?;
+        Lanes::Held { due_at, new_item }
+    };
+    Ok(Checked::Ready(Box::new(Prepared {
+        position,
+        output,
+        body,
+        body_sha256,
+        routing,
+        evaluation_error,
+        received_at: now,
+        received,
+        lane,
+    })))
+}
+
+fn sla_ms(routing: &Routing) -> i64 {
+    i64::try_from(routing.sla_seconds)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
+}
+
+/// The served item and `routed` entry of `output` as version `version` of item `item_id`.
+#[allow(clippy::too_many_arguments)]
+fn held_parts(
+    item_id: Uuid,
+    version: u32,
+    output: &Output,
+    routing: &Routing,
+    evaluation_error: Option<&Value>,
+    now: i64,
+    due_at: i64,
+    policy: &Policy,
+) -> Result<HeldParts, GateError> {
+    let served = served_item(item_id, version, output, routing, now, due_at, policy);
+    let served_bytes = crate::canon::to_vec(&served)?;
+    let served_sha256 = sha256_hex(&served_bytes);
+    let served_text = String::from_utf8(served_bytes)
+        .map_err(|_| GateError::internal("canonical JSON is always UTF-8"))?;
+    let routed = PreparedEntry::from_value(
+        AuditEventKind::Routed,
+        "gate",
+        Some(item_id),
+        now,
+        &json!({
+            "output_id": output.output_id,
+            "routing": routing,
+            "item_version": version,
+            "evidence_sha256": served_sha256,
+            "evaluation_error": evaluation_error,
+        }),
+    )?;
+    Ok(HeldParts {
+        item_id,
+        version,
+        served_text,
+        served_sha256,
+        routed,
+    })
+}
+
+impl Gate {
     /// Ingests one output or a batch (a JSON array) from a source system. Each output is judged on
     /// its own: an invalid one is reported and changes nothing, the valid ones are stored in one
     /// transaction.
     pub async fn ingest(&self, source: &str, raw: &[u8]) -> Result<Vec<IngestResult>, GateError> {
-        let document = canonical::parse_strict(raw)
-            .map_err(|e| GateError::bad_request("malformed_json", e.to_string()))?;
-        let values = match document {
-            Value::Array(values) => values,
-            single @ Value::Object(_) => vec![single],
-            _ => {
-                return Err(GateError::bad_request(
-                    "malformed_request",
-                    "post one output object or an array of them",
-                ));
-            }
-        };
-        if values.is_empty() {
-            return Err(GateError::bad_request(
-                "empty_batch",
-                "the batch holds no outputs",
-            ));
-        }
-        if values.len() > self.config.max_batch {
-            return Err(GateError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "batch_too_large",
-                format!(
-                    "{} outputs in one request; the limit is {}",
-                    values.len(),
-                    self.config.max_batch
-                ),
-            ));
-        }
         let policy = self.active_policy().ok_or_else(|| {
             GateError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -300,31 +508,36 @@ impl Gate {
                 "no policy is active; an admin must activate one before outputs can be routed",
             )
         })?;
-        let mut results: Vec<IngestResult> = Vec::with_capacity(values.len());
-        let mut valid = Vec::with_capacity(values.len());
-        for (position, value) in values.into_iter().enumerate() {
-            let output_id = value
-                .get("output_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            match self.validate_output(source, position, value) {
-                Ok(v) => valid.push(v),
-                Err(e) => results.push(rejected(position, output_id, &e)),
+        let (config, source_owned, raw) = (self.config.clone(), source.to_owned(), raw.to_vec());
+        let checked = {
+            let policy = policy.clone();
+            tokio::task::spawn_blocking(move || {
+                let tripped = HashSet::new();
+                let context = RouteContext {
+                    tripped_models: &tripped,
+                };
+                check_and_prepare(&config, &policy, &context, &source_owned, &raw)
+            })
+            .await
+            .map_err(|e| GateError::internal(format!("ingest preparation failed: {e}")))??
+        };
+        let mut results: Vec<IngestResult> = Vec::with_capacity(checked.len());
+        let mut ready = Vec::with_capacity(checked.len());
+        for c in checked {
+            match c {
+                Checked::Ready(p) => ready.push(*p),
+                Checked::Rejected(r) => results.push(r),
             }
         }
-        let tripped = HashSet::new();
-        let context = RouteContext {
-            tripped_models: &tripped,
-        };
         let mut wtx = WriteTx::begin(&self.db).await?;
         let mut batch = Batch::default();
-        self.prefetch(&mut wtx, &valid, &mut batch).await?;
+        self.prefetch(&mut wtx, &ready, &mut batch).await?;
         let mut seen_in_batch = HashSet::new();
-        for v in valid {
-            if !seen_in_batch.insert(v.output.output_id.clone()) {
+        for p in ready {
+            if !seen_in_batch.insert(p.output.output_id.clone()) {
                 results.push(rejected(
-                    v.position,
-                    Some(v.output.output_id.clone()),
+                    p.position,
+                    Some(p.output.output_id.clone()),
                     &GateError::unprocessable(
                         "duplicate_in_batch",
                         "this output_id appears twice in the batch",
@@ -332,9 +545,7 @@ impl Gate {
                 ));
                 continue;
             }
-            let result = self
-                .store_output(&mut wtx, &mut batch, &policy, &context, v)
-                .await?;
+            let result = self.store_output(&mut wtx, &mut batch, &policy, p).await?;
             results.push(result);
         }
         batch.flush(&mut wtx).await?;
@@ -356,15 +567,15 @@ impl Gate {
     async fn prefetch(
         &self,
         wtx: &mut WriteTx,
-        valid: &[ValidOutput],
+        ready: &[Prepared],
         batch: &mut Batch,
     ) -> Result<(), GateError> {
-        for chunk in valid.chunks(PREFETCH_CHUNK) {
+        for chunk in ready.chunks(PREFETCH_CHUNK) {
             let found: Vec<StoredOutput> = on_tx!(&mut wtx.tx, conn => {
                 let mut q = QueryBuilder::new(
                     "SELECT output_id, body_sha256, lane, item_id, item_version, release_seq FROM outputs WHERE output_id IN",
                 );
-                push_in_list(&mut q, chunk.iter().map(|v| v.output.output_id.as_str()));
+                push_in_list(&mut q, chunk.iter().map(|p| p.output.output_id.as_str()));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             batch
@@ -374,7 +585,7 @@ impl Gate {
                 let mut q = QueryBuilder::new(
                     "SELECT subject, item_id, current_version FROM items WHERE status IN ('pending', 'escalated') AND subject IN",
                 );
-                push_in_list(&mut q, chunk.iter().map(|v| v.output.subject.as_str()));
+                push_in_list(&mut q, chunk.iter().map(|p| p.output.subject.as_str()));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
             for (subject, item_id, version) in held {
@@ -394,16 +605,20 @@ impl Gate {
         &self,
         wtx: &mut WriteTx,
         batch: &mut Batch,
-        policy: &countersign_policy::Policy,
-        context: &RouteContext<'_>,
-        v: ValidOutput,
+        policy: &Policy,
+        p: Prepared,
     ) -> Result<IngestResult, GateError> {
-        let ValidOutput {
+        let Prepared {
             position,
             output,
             body,
             body_sha256,
-        } = v;
+            routing,
+            evaluation_error,
+            received_at: now,
+            received,
+            lane,
+        } = p;
         if let Some(stored) = batch.stored.get(&output.output_id) {
             if stored.body_sha256 != body_sha256 {
                 return Ok(rejected(
@@ -427,37 +642,7 @@ impl Gate {
                 http_status: None,
             });
         }
-
-        let (routing, evaluation_error) = match policy.route_detailed(&output, context) {
-            Ok(routed) => (
-                routed.routing,
-                routed
-                    .error
-                    .map(|e| json!({"rule": e.rule, "field": e.field, "message": e.message})),
-            ),
-            Err(e) => {
-                return Ok(rejected(
-                    position,
-                    Some(output.output_id),
-                    &GateError::unprocessable("routing_failed", e.to_string()),
-                ));
-            }
-        };
-        let now = now_ms();
-        wtx.append(
-            &self.log,
-            AuditEventKind::OutputReceived,
-            &output.source,
-            None,
-            json!({
-                "output_id": output.output_id,
-                "source": output.source,
-                "subject": output.subject,
-                "model": output.model,
-                "body_sha256": body_sha256,
-            }),
-        )
-        .await?;
+        wtx.append_prepared(&self.log, &received).await?;
         let mut row = OutputRow {
             output_id: output.output_id.clone(),
             source: output.source.clone(),
@@ -473,81 +658,56 @@ impl Gate {
             release_seq: None,
         };
 
-        if routing.lane == Lane::Auto {
-            wtx.append(
-                &self.log,
-                AuditEventKind::Routed,
-                "gate",
-                None,
-                json!({"output_id": output.output_id, "routing": routing, "evaluation_error": evaluation_error}),
-            )
-            .await?;
-            let qa_sampled = qa_sample(&output.output_id, routing.qa_sample_rate);
-            let release = self
-                .release_entry(
-                    wtx,
-                    ReleaseDraft {
-                        item_id: None,
-                        item_version: None,
-                        output: (&output).into(),
-                        routing: &routing,
-                        outcome: Value::Object(output.proposal.clone()),
-                        decided_by: "policy",
-                        decisions: Vec::new(),
-                        qa_sampled,
-                    },
-                )
-                .await?;
-            let release_seq = release.release_seq;
-            row.release_seq = Some(to_i64(release_seq));
-            batch.releases.push(release);
-            batch.outputs.push(row);
-            return Ok(IngestResult {
-                position,
-                output_id: Some(output.output_id),
-                status: IngestStatus::Accepted,
-                lane: Some(Lane::Auto),
-                item_id: None,
-                item_version: None,
-                release_seq: Some(release_seq),
-                error: None,
-                http_status: None,
-            });
-        }
+        let (due_at, new_item) = match lane {
+            Lanes::Auto { routed, release } => {
+                wtx.append_prepared(&self.log, &routed).await?;
+                let release = append_release(wtx, &self.log, release).await?;
+                let release_seq = release.release_seq;
+                row.release_seq = Some(to_i64(release_seq));
+                batch.releases.push(release);
+                batch.outputs.push(row);
+                return Ok(IngestResult {
+                    position,
+                    output_id: Some(output.output_id),
+                    status: IngestStatus::Accepted,
+                    lane: Some(Lane::Auto),
+                    item_id: None,
+                    item_version: None,
+                    release_seq: Some(release_seq),
+                    error: None,
+                    http_status: None,
+                });
+            }
+            Lanes::Held { due_at, new_item } => (due_at, new_item),
+        };
 
-        let sla_ms = i64::try_from(routing.sla_seconds)
-            .unwrap_or(i64::MAX / 1000)
-            .saturating_mul(1000);
-        let due_at = now.saturating_add(sla_ms);
         let held = batch.held.get(&output.subject).copied();
-        let (item_id, version) = match held {
+        let parts = match held {
             Some(
                 Held::Stored { item_id, version }
                 | Held::New {
                     item_id, version, ..
                 },
-            ) => (item_id, version + 1),
-            None => (new_id(), 1),
+            ) => held_parts(
+                item_id,
+                version + 1,
+                &output,
+                &routing,
+                evaluation_error.as_ref(),
+                now,
+                due_at,
+                policy,
+            )?,
+            None => new_item,
         };
-        let served = self.served_item(item_id, version, &output, &routing, now, due_at, policy);
-        let served_bytes = crate::canon::to_vec(&served)?;
-        let served_sha256 = sha256_hex(&served_bytes);
-        let served_text = String::from_utf8(served_bytes)
-            .map_err(|_| GateError::internal("canonical JSON is always UTF-8"))?;
-        wtx.append(
-            &self.log,
-            AuditEventKind::Routed,
-            "gate",
-            Some(item_id),
-            json!({
-                "output_id": output.output_id,
-                "routing": routing,
-                "item_version": version,
-                "evidence_sha256": served_sha256,
-                "evaluation_error": evaluation_error,
-            }),
-        )
-        .await?;
+        let HeldParts {
+            item_id,
+            version,
+            served_text,
+            served_sha256,
+            routed,
+        } = parts;
+        wtx.append_prepared(&self.log, &routed).await?;
         let outcome = match routing.lane {
             Lane::HumanOnly => None,
             _ => Some(Value::Object(output.proposal.clone()).to_string()),
@@ -674,51 +834,50 @@ impl Gate {
         .await?;
         Ok(())
     }
+}
 
-    /// The item as a reviewer will see it. For `human_only` the AI's proposal and everything that
-    /// argues for it (confidence, score, attributions, reason codes, rationale) are withheld.
-    #[allow(clippy::too_many_arguments)]
-    fn served_item(
-        &self,
-        item_id: Uuid,
-        item_version: u32,
-        output: &Output,
-        routing: &Routing,
-        received_at: i64,
-        due_at: i64,
-        policy: &countersign_policy::Policy,
-    ) -> ServedItem {
-        let human_only = routing.lane == Lane::HumanOnly;
-        let evidence = if human_only {
-            Evidence {
-                attributions: Vec::new(),
-                reason_codes: Vec::new(),
-                documents: output.evidence.documents.clone(),
-                rationale: None,
-            }
-        } else {
-            output.evidence.clone()
-        };
-        ServedItem {
-            v: V1,
-            item_id,
-            item_version,
-            output_id: output.output_id.clone(),
-            source: output.source.clone(),
-            subject: output.subject.clone(),
-            model: output.model.clone(),
-            routing: routing.clone(),
-            received_at: ms_to_time(received_at),
-            due_at: ms_to_time(due_at),
-            input: output.input.clone(),
-            proposal: (!human_only).then(|| output.proposal.clone()),
-            confidence: (!human_only).then_some(output.confidence),
-            score: if human_only { None } else { output.score },
-            outcome_schema: output.outcome_schema.clone(),
-            evidence,
-            protected_features: policy.protected_features().to_vec(),
-            allowed_reasons: policy.reasons().to_vec(),
+/// The item as a reviewer will see it. For `human_only` the AI's proposal and everything that
+/// argues for it (confidence, score, attributions, reason codes, rationale) are withheld.
+#[allow(clippy::too_many_arguments)]
+fn served_item(
+    item_id: Uuid,
+    item_version: u32,
+    output: &Output,
+    routing: &Routing,
+    received_at: i64,
+    due_at: i64,
+    policy: &Policy,
+) -> ServedItem {
+    let human_only = routing.lane == Lane::HumanOnly;
+    let evidence = if human_only {
+        Evidence {
+            attributions: Vec::new(),
+            reason_codes: Vec::new(),
+            documents: output.evidence.documents.clone(),
+            rationale: None,
         }
+    } else {
+        output.evidence.clone()
+    };
+    ServedItem {
+        v: V1,
+        item_id,
+        item_version,
+        output_id: output.output_id.clone(),
+        source: output.source.clone(),
+        subject: output.subject.clone(),
+        model: output.model.clone(),
+        routing: routing.clone(),
+        received_at: ms_to_time(received_at),
+        due_at: ms_to_time(due_at),
+        input: output.input.clone(),
+        proposal: (!human_only).then(|| output.proposal.clone()),
+        confidence: (!human_only).then_some(output.confidence),
+        score: if human_only { None } else { output.score },
+        outcome_schema: output.outcome_schema.clone(),
+        evidence,
+        protected_features: policy.protected_features().to_vec(),
+        allowed_reasons: policy.reasons().to_vec(),
     }
 }
 

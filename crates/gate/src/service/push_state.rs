@@ -56,7 +56,9 @@ pub(super) const ITEM_COLUMNS: &str = "item_id, lane, status, current_version, a
 pub(super) struct VersionRow {
     pub item_id: String,
     pub version: i64,
-    pub served: String,
+    /// The served item's JCS text, read only for decisions that are checked against it
+    /// (reasons, corrections); see [`PushState::served`].
+    pub served: Option<String>,
     pub served_sha256: String,
     pub routing: String,
     pub output_id: String,
@@ -66,8 +68,18 @@ pub(super) struct VersionRow {
     pub model_version: String,
 }
 
-/// The columns of [`VersionRow`], from `item_versions v JOIN outputs o`.
-const VERSION_COLUMNS: &str = "v.item_id, v.version, v.served, v.served_sha256, v.routing, o.output_id, o.source, o.subject, o.model_name, o.model_version";
+/// The columns of [`VersionRow`], from `item_versions v JOIN outputs o`; the served item itself
+/// (about 2 KB) only when asked for.
+fn version_columns(with_served: bool) -> String {
+    let served = if with_served {
+        "v.served"
+    } else {
+        "NULL AS served"
+    };
+    format!(
+        "v.item_id, v.version, {served}, v.served_sha256, v.routing, o.output_id, o.source, o.subject, o.model_name, o.model_version"
+    )
+}
 
 /// An applied decision on an item, as four-eyes, approval counting and release traces see it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -201,6 +213,14 @@ impl PushState {
                     .in_list(ids.iter().map(String::as_str)),
             );
         }
+        // Only reasons and corrections are checked against the served item.
+        let needs_served: HashSet<String> = decisions
+            .iter()
+            .filter(|d| {
+                !d.reason_codes.is_empty() || d.kind == countersign_core::DecisionKind::Correct
+            })
+            .map(|d| d.item_id.to_string())
+            .collect();
         for chunk in items.chunks(CHUNK) {
             let list = || chunk.iter().map(String::as_str);
             reads.push(Read::Items);
@@ -208,11 +228,21 @@ impl PushState {
                 Select::new(format!("SELECT {ITEM_COLUMNS} FROM items WHERE item_id IN"))
                     .in_list(list()),
             );
-            reads.push(Read::Versions);
-            selects.push(
-                Select::new(format!("SELECT {VERSION_COLUMNS} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN"))
-                    .in_list(list()),
-            );
+            let (with, without): (Vec<&str>, Vec<&str>) =
+                list().partition(|id| needs_served.contains(*id));
+            for (with_served, ids) in [(true, with), (false, without)] {
+                if ids.is_empty() {
+                    continue;
+                }
+                reads.push(Read::Versions);
+                selects.push(
+                    Select::new(format!(
+                        "SELECT {} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id IN",
+                        version_columns(with_served)
+                    ))
+                    .in_list(ids),
+                );
+            }
             reads.push(Read::Applied);
             selects.push(
                 Select::new("SELECT d.item_id, d.item_version, d.user_id, d.kind, d.log_index, d.decision_id, d.key_id, u.name AS user_name FROM decisions d JOIN users u ON u.user_id = d.user_id WHERE d.outcome = 'applied' AND d.item_id IN")
@@ -335,7 +365,8 @@ impl PushState {
         }
         self.sync(wtx).await?;
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id = $1 AND v.version = $2"
+            "SELECT {} FROM item_versions v JOIN outputs o ON o.output_id = v.output_id WHERE v.item_id = $1 AND v.version = $2",
+            version_columns(true)
         );
         let row: Option<VersionRow> = on_tx!(&mut wtx.tx, conn => {
             sqlx::query_as(&sql)
@@ -346,6 +377,32 @@ impl PushState {
                 .map_err(DbError::from)?
         });
         Ok(row)
+    }
+
+    /// The served item of a version, as JCS text. Versions never change, so no pending write
+    /// matters here.
+    pub async fn served(
+        &mut self,
+        wtx: &mut WriteTx,
+        item_id: &str,
+        version: i64,
+    ) -> Result<Option<String>, GateError> {
+        if let Some(served) = self
+            .versions
+            .get(&(item_id.to_owned(), version))
+            .and_then(|v| v.served.clone())
+        {
+            return Ok(Some(served));
+        }
+        let served: Option<String> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_scalar("SELECT served FROM item_versions WHERE item_id = $1 AND version = $2")
+                .bind(item_id)
+                .bind(version)
+                .fetch_optional(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        Ok(served)
     }
 
     /// Applied decisions on an item, in log order.

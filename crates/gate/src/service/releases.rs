@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::Gate;
 use crate::api::{ReleaseRecord, ReleasesResponse};
+use crate::canon::Template;
 use crate::db::{DbError, ms_to_time, now_ms};
 use crate::error::GateError;
-use crate::log::{WriteTx, to_i64, to_u64};
+use crate::log::{PreparedEntry, WriteTx, to_i64, to_u64};
 use crate::{on_tx, write_later};
 
 /// One decision that led to a release.
@@ -54,12 +55,11 @@ pub(crate) struct ReleaseDraft<'a> {
     pub qa_sampled: bool,
 }
 
-/// A release as stored.
+/// A release as stored; its document is the data of its log entry.
 pub(crate) struct ReleaseRow {
     pub release_seq: u64,
     pub item_id: Option<String>,
     pub output_id: String,
-    pub body: String,
     pub released_at: i64,
     pub qa_sampled: bool,
 }
@@ -73,12 +73,11 @@ pub(crate) async fn insert_releases(
     while rows.peek().is_some() {
         let chunk: Vec<ReleaseRow> = rows.by_ref().take(200).collect();
         write_later!(wtx, q => {
-            q.push("INSERT INTO releases (release_seq, item_id, output_id, body, released_at, qa_sampled, log_index) ");
+            q.push("INSERT INTO releases (release_seq, item_id, output_id, released_at, qa_sampled, log_index) ");
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(to_i64(r.release_seq))
                     .push_bind(r.item_id)
                     .push_bind(r.output_id)
-                    .push_bind(r.body)
                     .push_bind(r.released_at)
                     .push_bind(i64::from(r.qa_sampled))
                     .push_bind(to_i64(r.release_seq));
@@ -86,6 +85,18 @@ pub(crate) async fn insert_releases(
         });
     }
     Ok(())
+}
+
+/// The `data` member of a stored log entry, byte for byte.
+fn entry_data(entry: &[u8]) -> Result<Box<serde_json::value::RawValue>, GateError> {
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        data: &'a serde_json::value::RawValue,
+    }
+    let parsed: Entry<'_> = serde_json::from_slice(entry)
+        .map_err(|e| GateError::internal(format!("stored release entry: {e}")))?;
+    Ok(parsed.data.to_owned())
 }
 
 /// The released document, as logged and as consumers receive it.
@@ -111,61 +122,80 @@ struct ReleaseDocument<'a> {
     released_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A release built before its log index, which is also its release sequence number, is known.
+pub(crate) struct PreparedRelease {
+    entry: PreparedEntry,
+    item_id: Option<String>,
+    output_id: String,
+    released_at: i64,
+    qa_sampled: bool,
+    lane: countersign_core::Lane,
+}
+
+/// Builds the release document and its log entry; [`append_release`] logs it.
+pub(crate) fn prepare_release(
+    draft: ReleaseDraft<'_>,
+    now: i64,
+) -> Result<PreparedRelease, GateError> {
+    let document = ReleaseDocument {
+        v: V1,
+        release_seq: 0,
+        output_id: draft.output.output_id,
+        source: draft.output.source,
+        subject: draft.output.subject,
+        model: draft.output.model,
+        item_id: draft.item_id,
+        item_version: draft.item_version,
+        lane: draft.routing.lane,
+        policy_version: draft.routing.policy_version,
+        rule: &draft.routing.rule,
+        decided_by: draft.decided_by,
+        outcome: &draft.outcome,
+        decisions: &draft.decisions,
+        qa_sampled: draft.qa_sampled,
+        released_at: ms_to_time(now),
+    };
+    let value = serde_json::to_value(&document)
+        .map_err(|e| GateError::internal(format!("release document: {e}")))?;
+    let body = Template::object_with_hole(&value, "release_seq")?;
+    let entry = PreparedEntry::new(AuditEventKind::Released, "gate", draft.item_id, now, &body)?;
+    Ok(PreparedRelease {
+        entry,
+        item_id: draft.item_id.map(|i| i.to_string()),
+        output_id: draft.output.output_id.to_owned(),
+        released_at: now,
+        qa_sampled: draft.qa_sampled,
+        lane: draft.routing.lane,
+    })
+}
+
+/// Logs a prepared release inside `wtx` and returns the row to store; the release sequence
+/// number is its log index.
+pub(crate) async fn append_release(
+    wtx: &mut WriteTx,
+    log: &crate::log::AuditLog,
+    prepared: PreparedRelease,
+) -> Result<ReleaseRow, GateError> {
+    let release_seq = wtx.append_prepared(log, &prepared.entry).await?;
+    metrics::counter!("countersign_releases_total", "lane" => prepared.lane.as_str()).increment(1);
+    Ok(ReleaseRow {
+        release_seq,
+        item_id: prepared.item_id,
+        output_id: prepared.output_id,
+        released_at: prepared.released_at,
+        qa_sampled: prepared.qa_sampled,
+    })
+}
+
 impl Gate {
-    /// Logs a release inside `wtx` and returns the row to store; the release sequence number is
-    /// its log index.
+    /// Logs a release inside `wtx` and returns the row to store.
     pub(crate) async fn release_entry(
         &self,
         wtx: &mut WriteTx,
         draft: ReleaseDraft<'_>,
     ) -> Result<ReleaseRow, GateError> {
-        let now = now_ms();
-        let release_seq = wtx
-            .log_size()
-            .ok_or_else(|| GateError::internal("release before any log entry"))?;
-        let document = ReleaseDocument {
-            v: V1,
-            release_seq,
-            output_id: draft.output.output_id,
-            source: draft.output.source,
-            subject: draft.output.subject,
-            model: draft.output.model,
-            item_id: draft.item_id,
-            item_version: draft.item_version,
-            lane: draft.routing.lane,
-            policy_version: draft.routing.policy_version,
-            rule: &draft.routing.rule,
-            decided_by: draft.decided_by,
-            outcome: &draft.outcome,
-            decisions: &draft.decisions,
-            qa_sampled: draft.qa_sampled,
-            released_at: ms_to_time(now),
-        };
-        let body = serde_json::to_value(&document)
-            .map_err(|e| GateError::internal(format!("release document: {e}")))?;
-        let body_bytes = crate::canon::value_to_vec(&body)?;
-        let index = wtx
-            .append_canonical(
-                &self.log,
-                AuditEventKind::Released,
-                "gate",
-                draft.item_id,
-                &body_bytes,
-            )
-            .await?;
-        let body_text = String::from_utf8(body_bytes)
-            .map_err(|_| GateError::internal("release document is not canonical JSON"))?;
-        debug_assert_eq!(index, release_seq);
-        metrics::counter!("countersign_releases_total", "lane" => draft.routing.lane.as_str())
-            .increment(1);
-        Ok(ReleaseRow {
-            release_seq,
-            item_id: draft.item_id.map(|i| i.to_string()),
-            output_id: draft.output.output_id.to_owned(),
-            body: body_text,
-            released_at: now,
-            qa_sampled: draft.qa_sampled,
-        })
+        let prepared = prepare_release(draft, now_ms())?;
+        append_release(wtx, &self.log, prepared).await
     }
 
     pub async fn pull_releases(
@@ -191,8 +221,8 @@ impl Gate {
         };
         // Cursor 0 means "from the start"; release sequence numbers are log indexes, and the
         // first log entry can never be a release, so position 0 is never skipped.
-        let rows: Vec<(i64, String)> = on_tx!(&mut tx, conn => {
-            sqlx::query_as("SELECT release_seq, body FROM releases WHERE release_seq > $1 ORDER BY release_seq LIMIT $2")
+        let rows: Vec<(i64, Vec<u8>)> = on_tx!(&mut tx, conn => {
+            sqlx::query_as("SELECT r.release_seq, e.entry FROM releases r JOIN log_entries e ON e.idx = r.log_index WHERE r.release_seq > $1 ORDER BY r.release_seq LIMIT $2")
                 .bind(to_i64(after))
                 .bind(i64::from(limit))
                 .fetch_all(conn)
@@ -201,12 +231,11 @@ impl Gate {
         });
         let mut next_cursor = after;
         let mut releases = Vec::with_capacity(rows.len());
-        for (seq, body) in rows {
+        for (seq, entry) in rows {
             next_cursor = to_u64(seq);
             releases.push(ReleaseRecord {
                 release_seq: to_u64(seq),
-                release: serde_json::value::RawValue::from_string(body)
-                    .map_err(|e| GateError::internal(format!("stored release: {e}")))?,
+                release: entry_data(&entry)?,
             });
         }
         Ok(ReleasesResponse {
