@@ -186,6 +186,8 @@ pub struct SqliteWriter {
     state: Arc<Mutex<WriterState>>,
     /// Wakes the committer: a request released its savepoint and waits for a COMMIT.
     commit_wanted: Arc<tokio::sync::Notify>,
+    /// Requests waiting for the connection.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     _committer: Arc<AbortOnDrop>,
 }
 
@@ -211,6 +213,10 @@ struct WriterState {
     open: bool,
     /// The last holder left without finishing: its savepoint is still open and must be undone.
     abandoned: bool,
+    /// An empty `request` savepoint is open for the next request: each request releases its own
+    /// and opens the next one in the same round trip, so a request that finds the transaction
+    /// open starts without one.
+    savepoint_ready: bool,
     /// Requests whose savepoints were released into the open transaction, awaiting its commit.
     waiters: Vec<oneshot::Sender<Result<Option<Frontier>, String>>>,
     /// The audit log's right edge as the next request will find it: after the last released
@@ -239,7 +245,26 @@ impl Drop for WriteGuard {
     fn drop(&mut self) {
         if !self.finished {
             self.state.abandoned = true;
+            // The committer undoes it, so that a failed request does not leave the transaction
+            // (and SQLite's write lock) open until the next request comes.
+            self.commit_wanted.notify_one();
         }
+    }
+}
+
+/// Counts a request as waiting for the writer for as long as it waits, even if it gives up.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -250,7 +275,8 @@ impl WriterState {
             return;
         }
         self.abandoned = false;
-        let undone = sqlx::query("ROLLBACK TO SAVEPOINT request; RELEASE SAVEPOINT request")
+        // ROLLBACK TO keeps the savepoint open, now empty: ready for the next request.
+        let undone = sqlx::query("ROLLBACK TO SAVEPOINT request")
             .execute(&mut self.conn)
             .await;
         match undone {
@@ -258,7 +284,7 @@ impl WriterState {
             // nothing of the batch is stored, so every waiting request fails.
             Err(e) => self.abort(&format!("write transaction lost: {e}")).await,
             Ok(_) if self.waiters.is_empty() => self.abort("nothing to commit").await,
-            Ok(_) => {}
+            Ok(_) => self.savepoint_ready = true,
         }
     }
 
@@ -267,10 +293,38 @@ impl WriterState {
             let _ignored = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
         }
         self.open = false;
+        self.savepoint_ready = false;
         self.log_frontier = None;
         for waiter in self.waiters.drain(..) {
             let _ignored = waiter.send(Err(why.to_owned()));
         }
+    }
+
+    /// Opens the shared transaction with an empty savepoint ready for a request.
+    async fn open_transaction(&mut self) -> Result<(), DbError> {
+        // IMMEDIATE: take the write lock now, waiting (busy_timeout) for another process such as
+        // a command-line admin tool, rather than failing on a later upgrade. The log's size
+        // comes in the same round trip, to see whether anyone else appended.
+        let begun = sqlx::query_scalar::<_, i64>(
+            "BEGIN IMMEDIATE; SAVEPOINT request; SELECT size FROM log_head WHERE id = 1",
+        )
+        .fetch_optional(&mut self.conn)
+        .await;
+        let size = match begun {
+            Ok(size) => size,
+            Err(e) => {
+                // A failed BEGIN may still have opened the transaction before SAVEPOINT failed.
+                let _ignored = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                return Err(e.into());
+            }
+        };
+        let current = size.and_then(|s| u64::try_from(s).ok());
+        if self.log_frontier.as_ref().map(Frontier::size) != current {
+            self.log_frontier = None;
+        }
+        self.open = true;
+        self.savepoint_ready = true;
+        Ok(())
     }
 
     /// Commits the shared transaction, if anyone is waiting for it, and tells them how it went.
@@ -283,6 +337,7 @@ impl WriterState {
         match committed {
             Ok(_) => {
                 self.open = false;
+                self.savepoint_ready = false;
                 metrics::histogram!("countersign_sqlite_group_commit_size")
                     .record(self.waiters.len() as f64);
                 for waiter in self.waiters.drain(..) {
@@ -300,6 +355,7 @@ impl SqliteWriter {
             conn,
             open: false,
             abandoned: false,
+            savepoint_ready: false,
             waiters: Vec::new(),
             log_frontier: None,
             closed: false,
@@ -309,7 +365,12 @@ impl SqliteWriter {
         // connection behind the requests already waiting (the mutex is FIFO), so its COMMIT
         // covers all of them. (A commit task per request used to interleave commits with the
         // queue and averaged under two requests per fsync with eight busy reviewers.)
-        let (weak, wanted) = (Arc::downgrade(&state), commit_wanted.clone());
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (weak, wanted, queued) = (
+            Arc::downgrade(&state),
+            commit_wanted.clone(),
+            waiting.clone(),
+        );
         let committer = tokio::spawn(async move {
             loop {
                 wanted.notified().await;
@@ -319,54 +380,37 @@ impl SqliteWriter {
                 if state.closed {
                     break;
                 }
+                // Requests queued during the COMMIT: open their transaction now, so the first
+                // of them starts without a round trip. If that fails, it will try itself.
+                if !state.open && queued.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    let _ignored = state.open_transaction().await;
+                }
             }
         });
         SqliteWriter {
             state,
             commit_wanted,
+            waiting,
             _committer: Arc::new(AbortOnDrop(committer)),
         }
     }
 
     async fn begin(&self) -> Result<WriteGuard, DbError> {
+        let waiting = Waiting::new(&self.waiting);
         let mut state = self.state.clone().lock_owned().await;
+        drop(waiting);
         if state.closed {
             return Err(DbError::Sqlx(sqlx::Error::PoolClosed));
         }
         state.tidy().await;
-        let begun = if state.open {
+        if !state.open {
+            state.open_transaction().await?;
+        } else if !state.savepoint_ready {
             sqlx::query("SAVEPOINT request")
                 .execute(&mut state.conn)
-                .await
-                .map(|_| None)
-        } else {
-            // IMMEDIATE: take the write lock now, waiting (busy_timeout) for another process
-            // such as a command-line admin tool, rather than failing on a later upgrade. The
-            // log's size comes in the same round trip, to see whether anyone else appended.
-            sqlx::query_scalar::<_, i64>(
-                "BEGIN IMMEDIATE; SAVEPOINT request; SELECT size FROM log_head WHERE id = 1",
-            )
-            .fetch_optional(&mut state.conn)
-            .await
-            .map(Some)
-        };
-        let size = match begun {
-            Ok(size) => size,
-            Err(e) => {
-                if !state.open {
-                    // A failed BEGIN may still have opened the transaction before SAVEPOINT failed.
-                    let _ignored = sqlx::query("ROLLBACK").execute(&mut state.conn).await;
-                }
-                return Err(e.into());
-            }
-        };
-        if let Some(size) = size {
-            let current = size.and_then(|s| u64::try_from(s).ok());
-            if state.log_frontier.as_ref().map(Frontier::size) != current {
-                state.log_frontier = None;
-            }
+                .await?;
         }
-        state.open = true;
+        state.savepoint_ready = false;
         Ok(WriteGuard {
             state,
             commit_wanted: self.commit_wanted.clone(),
@@ -406,15 +450,19 @@ impl WriteGuard {
     ) -> Result<Option<Frontier>, DbError> {
         match last {
             Some(mut q) => {
-                q.push("; RELEASE SAVEPOINT request");
+                if !q.sql().is_empty() {
+                    q.push("; ");
+                }
+                q.push("RELEASE SAVEPOINT request; SAVEPOINT request");
                 q.build().execute(&mut self.state.conn).await?;
             }
             None => {
-                sqlx::query("RELEASE SAVEPOINT request")
+                sqlx::query("RELEASE SAVEPOINT request; SAVEPOINT request")
                     .execute(&mut self.state.conn)
                     .await?;
             }
         }
+        self.state.savepoint_ready = true;
         if let Some(frontier) = log_frontier {
             self.state.log_frontier = Some(frontier);
         }
@@ -817,6 +865,40 @@ mod tests {
                 .await
                 .unwrap()
         })
+    }
+
+    /// A request that gives up inside its savepoint does not leave SQLite's write lock taken:
+    /// another process (an admin command) can write soon after, without any other request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_request_releases_the_write_lock() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let db = Db::open_sqlite(&path).await.unwrap();
+        insert(&db, "k1").await.unwrap();
+        let mut tx = db.begin_write().await.unwrap();
+        on_tx!(&mut tx, conn => {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('k2', 'v')")
+                .execute(conn)
+                .await
+                .unwrap();
+        });
+        drop(tx);
+        let mut other = SqliteConnection::connect_with(
+            &SqliteConnectOptions::new()
+                .filename(&path)
+                .busy_timeout(Duration::from_millis(2000)),
+        )
+        .await
+        .unwrap();
+        sqlx::query("BEGIN IMMEDIATE; INSERT INTO meta (key, value) VALUES ('k3', 'v'); COMMIT")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(keys(&db).await, ["k1", "k3"]);
+        // And the gate's writer goes on after the other process wrote.
+        insert(&db, "k4").await.unwrap();
+        assert_eq!(keys(&db).await, ["k1", "k3", "k4"]);
     }
 
     /// Concurrent writers share commits; a failing or abandoned one undoes only its own work,
