@@ -2,7 +2,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
-    // First, while this is the only thread: it sets the environment WebKit reads.
-    countersign_desk_app::webview::prefer_cpu_painting();
+    // First: it may start the app over with the settings WebKitGTK reads at start.
+    countersign_desk_app::webview::start_with_settings();
     countersign_desk_app::run();
 }

@@ -1,24 +1,52 @@
-//! How WebKitGTK draws the window, decided before the first web view exists.
+//! How the process is set up before GTK and WebKitGTK start: settings WebKitGTK reads only from
+//! the environment, and only once.
 
-/// Has WebKitGTK paint the page on the CPU instead of compositing it through GL.
+/// Settings the app runs with unless the user's environment already sets them.
 ///
-/// The window is text, one table and one 2D canvas: nothing a GL compositor speeds up, while the
-/// GL path composites every frame through Mesa (without a GPU: llvmpipe) and keeps its buffers
-/// in the web process. Measured in the real window under Xvfb with 10 000 items cached
-/// (BENCHMARKS.md, App): `J` to the next item painted p50 57 -> 19 ms, p95 125 -> 34 ms, and the
-/// web process 434 -> 245 MB RSS. A value the user or the desktop already set wins, so
-/// `WEBKIT_DISABLE_COMPOSITING_MODE=0` brings the GL compositor back.
-///
-/// WebKitGTK reads this only from the environment, when it creates its first web view; a
-/// hardware-acceleration policy set on the view's settings afterwards (Tauri gives no earlier
-/// hook) leaves the page composited. Call this first in `main`: changing the environment is
-/// only sound while no other thread can read it, which is why `std::env::set_var` is unsafe.
+/// `WEBKIT_DISABLE_COMPOSITING_MODE=1`: WebKitGTK paints the page on the CPU instead of
+/// compositing it through GL. The window is text, a table and one 2D canvas, nothing a GL
+/// compositor speeds up, while that path composited every frame through Mesa (without a GPU:
+/// llvmpipe) and kept its buffers in the web process. Measured in the real window under Xvfb
+/// with 10 000 items cached (BENCHMARKS.md, App): `J` to the next item painted p50 57 -> 19 ms,
+/// p95 125 -> 34 ms, the web process 434 -> 245 MB RSS. WebKitGTK reads this only from the
+/// environment, when it makes its first web view; a hardware-acceleration policy set on the
+/// view's settings afterwards (Tauri has no earlier hook) leaves the page composited (measured).
+/// `WEBKIT_DISABLE_COMPOSITING_MODE=0` brings the compositor back.
 #[cfg(target_os = "linux")]
-pub fn prefer_cpu_painting() {
-    if let Err(e) = glib::setenv("WEBKIT_DISABLE_COMPOSITING_MODE", "1", false) {
-        eprintln!("Countersign Desk: could not choose CPU painting: {e}");
+const SETTINGS: &[(&str, &str)] = &[("WEBKIT_DISABLE_COMPOSITING_MODE", "1")];
+
+/// Set in the environment of the process this starts, so it starts only one.
+#[cfg(target_os = "linux")]
+const MARK: &str = "COUNTERSIGN_DESK_SETUP";
+
+/// Runs the app again in its own process (same pid, same arguments) with [`SETTINGS`] in its
+/// environment, once; returns when that is already done or cannot be done. Setting the running
+/// process's environment instead is unsound once other threads may read it (hence `unsafe`
+/// `std::env::set_var`, which this workspace forbids); an exec costs a few milliseconds.
+#[cfg(target_os = "linux")]
+pub fn start_with_settings() {
+    use std::os::unix::process::CommandExt as _;
+    if std::env::var_os(MARK).is_some() {
+        return;
     }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    command.args(args).env(MARK, "1");
+    for (name, value) in SETTINGS {
+        if std::env::var_os(name).is_none() {
+            command.env(name, value);
+        }
+    }
+    // Only returns on failure; the app then runs with the environment it has.
+    let error = command.exec();
+    eprintln!("Countersign Desk: starting with its display settings failed: {error}");
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn prefer_cpu_painting() {}
+pub fn start_with_settings() {}
