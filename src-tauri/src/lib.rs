@@ -28,8 +28,15 @@ pub type Emit = Arc<dyn Fn(events::AppEvent) + Send + Sync>;
 /// background sync.
 pub struct DeskState {
     data_dir: PathBuf,
-    desk: RwLock<Option<Desk>>,
-    auto_sync: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    desk: Arc<RwLock<Option<Desk>>>,
+    sync: SyncSlot,
+}
+
+/// The running background sync and where its events go; shared with the task that opens the
+/// account at start.
+#[derive(Clone, Default)]
+struct SyncSlot {
+    task: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     /// Set once the app exists; the state itself is managed before any window can call.
     emit: Arc<std::sync::OnceLock<Emit>>,
 }
@@ -46,15 +53,14 @@ impl DeskState {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
-            desk: RwLock::new(None),
-            auto_sync: std::sync::Mutex::new(None),
-            emit: Arc::new(std::sync::OnceLock::new()),
+            desk: Arc::new(RwLock::new(None)),
+            sync: SyncSlot::default(),
         }
     }
 
     /// Where the background sync's events go; only the first call counts.
     pub fn set_emitter(&self, emit: Emit) {
-        let _ = self.emit.set(emit);
+        let _ = self.sync.emit.set(emit);
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -74,12 +80,14 @@ impl DeskState {
     /// Makes `desk` the open one and (re)starts its background sync. Must run inside the async
     /// runtime, since the sync is a spawned task.
     pub async fn install(&self, desk: Desk) {
-        self.start_auto_sync(&desk);
+        self.sync.start(&desk);
         *self.desk.write().await = Some(desk);
     }
+}
 
+impl SyncSlot {
     /// Starts `desk`'s background sync, stopping the previous account's.
-    fn start_auto_sync(&self, desk: &Desk) {
+    fn start(&self, desk: &Desk) {
         let progress_to = self.emit.clone();
         let done_to = self.emit.clone();
         let task = desk.auto_sync(
@@ -95,7 +103,7 @@ impl DeskState {
                 }
             }),
         );
-        if let Ok(mut slot) = self.auto_sync.lock()
+        if let Ok(mut slot) = self.task.lock()
             && let Some(previous) = slot.replace(task)
         {
             previous.abort();
@@ -105,7 +113,7 @@ impl DeskState {
 
 impl Drop for DeskState {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.auto_sync.lock()
+        if let Ok(mut slot) = self.sync.task.lock()
             && let Some(task) = slot.take()
         {
             task.abort();
@@ -126,24 +134,34 @@ pub fn window_emitter<R: Runtime>(app: tauri::AppHandle<R>) -> Emit {
     })
 }
 
-/// Opens the most recently used account of `data_dir`, if any, and starts its background sync.
-/// Not being enrolled is the normal first run; any other failure is logged and the UI will
-/// surface it at its first command.
-pub async fn open_last_account(state: &DeskState) {
-    // Held across the open so a command arriving meanwhile waits for the account instead of
-    // answering `not_enrolled`.
-    let mut slot = state.desk.write().await;
-    match Desk::open(state.data_dir(), None).await {
-        Ok(desk) => {
-            tracing::info!(account = %desk.account().account_id, "opened account");
-            state.start_auto_sync(&desk);
-            *slot = Some(desk);
+/// Opens the most recently used account of the state's data directory, if any, and starts its
+/// background sync, in a task: the main thread, which serves the window its page, does not wait
+/// on the database meanwhile. The account's slot is locked before this returns, so a command
+/// arriving meanwhile waits for the account instead of answering `not_enrolled`. Not being
+/// enrolled is the normal first run; any other failure is logged and the UI will surface it at
+/// its first command.
+pub fn open_last_account(state: &DeskState) -> tauri::async_runtime::JoinHandle<()> {
+    let lock = state.desk.clone();
+    let held = lock.clone().try_write_owned().ok();
+    let data_dir = state.data_dir.clone();
+    let sync = state.sync.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut slot = match held {
+            Some(slot) => slot,
+            None => lock.write_owned().await,
+        };
+        match Desk::open(&data_dir, None).await {
+            Ok(desk) => {
+                tracing::info!(account = %desk.account().account_id, "opened account");
+                sync.start(&desk);
+                *slot = Some(desk);
+            }
+            Err(e) if e.code == ErrorCode::NotEnrolled => {
+                tracing::info!("no account enrolled yet: showing first run");
+            }
+            Err(e) => tracing::error!(error = %e, "could not open the last account"),
         }
-        Err(e) if e.code == ErrorCode::NotEnrolled => {
-            tracing::info!("no account enrolled yet: showing first run");
-        }
-        Err(e) => tracing::error!(error = %e, "could not open the last account"),
-    }
+    })
 }
 
 /// Everything the app registers, on any runtime: the one list of commands and the state set up
@@ -167,7 +185,7 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, data_dir: PathBuf) -> t
         .setup(|app| {
             let state = app.state::<DeskState>();
             state.set_emitter(window_emitter(app.handle().clone()));
-            tauri::async_runtime::block_on(open_last_account(&state));
+            open_last_account(&state);
             Ok(())
         })
 }
