@@ -59,11 +59,18 @@ async function decidable(item) {
   return (await browser.$$(tid('above-authority'))).length === 0;
 }
 
-/** After a decision the next item is shown at once and the decided one leaves the queue. */
+/**
+ * After a decision the next item is shown at once and the decided one leaves the queue; an
+ * approval is still being saved meanwhile ("Saving…"), so wait for that too.
+ */
 async function expectDecided(item, kind) {
   await waitUntil(`${kind} of ${item.id} to be saved`, async () => {
     const rows = await browser.$$(`${tid('queue-row')}[data-item-id="${item.id}"]`);
-    return rows.length === 0 && (await shownItem()).id !== item.id;
+    return (
+      rows.length === 0 &&
+      (await shownItem()).id !== item.id &&
+      (await browser.$$(tid('decide-saving'))).length === 0
+    );
   });
   decided.set(item.id, kind);
 }

@@ -55,6 +55,17 @@ beforeEach(() => {
   });
 });
 
+/** The next `command` call fails with `error`; other calls (prefetches) still answer. */
+function failNext(command: string, error: { code: string; message: string }) {
+  const answer = invoke.getMockImplementation()!;
+  let failed = false;
+  invoke.mockImplementation(async (cmd: string, args: Record<string, any>) => {
+    if (cmd !== command || failed) return answer(cmd, args);
+    failed = true;
+    throw error;
+  });
+}
+
 let desk: InstanceType<typeof DeskState> | null = null;
 afterEach(() => desk?.stop());
 
@@ -92,18 +103,35 @@ describe('deciding in the app state', () => {
 
   it('keeps the item when the desk refuses the decision, and drops it when already decided', async () => {
     const d = await ready();
-    invoke.mockImplementationOnce(async () => {
-      throw { code: 'invalid_decision', message: 'a correction must change something' };
-    });
+    failNext('decide', { code: 'invalid_decision', message: 'a correction must change something' });
     expect(await d.decide('correct', [], ['R-x'])).toBe(false);
     expect(d.decideFailure?.code).toBe('invalid_decision');
     expect(d.rows).toHaveLength(3);
-    invoke.mockImplementationOnce(async () => {
-      throw { code: 'already_decided', message: 'decided before' };
-    });
+    failNext('decide', { code: 'already_decided', message: 'decided before' });
     expect(await d.decide('approve')).toBe(false);
     expect(d.rows.map((r) => r.entry.item_id)).toEqual(['b', 'c']);
     expect(d.notice?.title).toBe('Already decided');
+  });
+
+  it('shows the next item while an approval is saved, and brings a refused one back', async () => {
+    const d = await ready();
+    const saving = d.decide('approve');
+    // On screen before the desk answered; no other decision until it has.
+    expect(d.detail?.entry.item_id).toBe('b');
+    expect(d.rows.map((r) => r.entry.item_id)).toEqual(['b', 'c']);
+    expect(d.canDecide).toBe(false);
+    expect(await d.decide('approve')).toBe(false);
+    expect(invoke.mock.calls.filter(([c]) => c === 'decide')).toHaveLength(1);
+    decideResolvers[0]!({ decision_id: 'd1', device_seq: 1, item_id: 'a', kind: 'approve', saved_at: '' });
+    expect(await saving).toBe(true);
+    expect(d.canDecide).toBe(true);
+
+    failNext('decide', { code: 'storage', message: 'disk full' });
+    expect(await d.decide('approve')).toBe(false);
+    expect(d.rows.map((r) => r.entry.item_id)).toEqual(['b', 'c']);
+    expect(d.selectedId).toBe('b');
+    await vi.waitFor(() => expect(d.detail?.entry.item_id).toBe('b'));
+    expect(d.decideFailure?.code).toBe('storage');
   });
 
   it('does not approve a human-only item', async () => {
@@ -128,7 +156,8 @@ describe('deciding in the app state', () => {
   });
 
   it('starts on the first-run screen when the desk is not enrolled', async () => {
-    invoke.mockImplementationOnce(async () => {
+    // As the shell does: every command of an unenrolled desk is refused.
+    invoke.mockImplementation(async () => {
       throw { code: 'not_enrolled', message: 'no account' };
     });
     desk = new DeskState();

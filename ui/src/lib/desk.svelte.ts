@@ -8,11 +8,14 @@ import type { DecisionRecord } from './generated/DecisionRecord';
 import type { CorrectionInput } from './generated/CorrectionInput';
 import type { DeskStatus } from './generated/DeskStatus';
 import type { ItemDetail } from './generated/ItemDetail';
+import type { QueueEntry } from './generated/QueueEntry';
 import type { SyncProgress } from './generated/SyncProgress';
 import type { SyncReport } from './generated/SyncReport';
 import { DecisionGuard, DWELL_MS, dwellOver } from './guard';
+import { markSave } from './perf';
 import {
   applyFilter,
+  compareRows,
   countRows,
   neighbour,
   nextAfterRemoval,
@@ -78,6 +81,10 @@ export class DeskState {
       setInterval(() => (this.now = Date.now()), 1000),
       setInterval(() => (this.coarseNow = Date.now()), 15000),
     );
+    // Asked for with the status, not after it: the 10 000-entry queue is most of the time to
+    // the first rows, and an unenrolled desk answers it with the same refusal.
+    const queue = backend.queue();
+    queue.catch(() => undefined);
     try {
       this.status = await backend.status();
     } catch (raw) {
@@ -90,7 +97,7 @@ export class DeskState {
       }
       return;
     }
-    await this.enterReady();
+    await this.enterReady(queue);
   }
 
   stop(): void {
@@ -107,29 +114,28 @@ export class DeskState {
     await this.enterReady();
   }
 
-  private async enterReady(): Promise<void> {
+  private async enterReady(queue?: Promise<QueueEntry[]>): Promise<void> {
     this.phase = 'ready';
     this.timers.push(setInterval(() => void this.refreshStatus(), STATUS_EVERY_MS));
-    try {
-      this.unlisten.push(
-        await backend.onSyncProgress((p) => {
-          this.syncing = true;
-          this.sync = p;
-        }),
-        await backend.onSyncDone((result) => {
-          this.syncing = false;
-          this.sync = null;
-          if ('failure' in result && result.failure.code !== 'gate_unreachable') {
-            this.show(result.failure);
-          }
-          void this.afterSync('report' in result ? result.report : null);
-        }),
-      );
-    } catch (raw) {
+    const listening = Promise.all([
+      backend.onSyncProgress((p) => {
+        this.syncing = true;
+        this.sync = p;
+      }),
+      backend.onSyncDone((result) => {
+        this.syncing = false;
+        this.sync = null;
+        if ('failure' in result && result.failure.code !== 'gate_unreachable') {
+          this.show(result.failure);
+        }
+        void this.afterSync('report' in result ? result.report : null);
+      }),
+    ]).then(
+      (unlisten) => void this.unlisten.push(...unlisten),
       // Without events the app still works; the Sync button and polling cover it.
-      console.warn('sync events unavailable', raw);
-    }
-    await this.refreshQueue();
+      (raw) => console.warn('sync events unavailable', raw),
+    );
+    await Promise.all([listening, this.refreshQueue(queue)]);
   }
 
   async refreshAll(): Promise<void> {
@@ -162,9 +168,9 @@ export class DeskState {
     }
   }
 
-  async refreshQueue(): Promise<void> {
+  async refreshQueue(asked: Promise<QueueEntry[]> = backend.queue()): Promise<void> {
     try {
-      const entries = await backend.queue();
+      const entries = await asked;
       // An unchanged queue keeps its array, so the list does not re-render for nothing.
       if (!sameQueue(this.rows, entries)) this.rows = sortRows(entries);
     } catch (raw) {
@@ -290,8 +296,12 @@ export class DeskState {
 
   /**
    * Saves a decision for the shown item. Returns true when saved. While it runs, further calls for
-   * the same item are ignored (a double press makes one decision). Once saved, the entry leaves the
-   * queue and the next item is shown from the prefetch cache.
+   * the same item are ignored (a double press makes one decision), and no other item takes a
+   * decision until it is saved. Once saved, the entry leaves the queue and the next item is shown
+   * from the prefetch cache. An approval from the keyboard or the button shows the next item at
+   * once, while it is being saved: the signed write and its fsync then do not stand between the
+   * keystroke and the next item. Should the desk refuse it, the item comes back, selected, with
+   * the reason.
    */
   async decide(
     kind: DecisionKind,
@@ -311,9 +321,14 @@ export class DeskState {
     }
     const itemId = d.entry.item_id;
     const key = detailKey(itemId, d.entry.item_version);
+    if (this.deciding !== null || this.guard.isBusy(key) || this.guard.isDone(key)) return false;
     const visibleBefore = this.visible;
+    const removed = this.rows.find((r) => r.entry.item_id === itemId);
+    const ahead = kind === 'approve' && this.dialog === null;
     this.decideFailure = null;
     this.deciding = itemId;
+    if (ahead) this.removeAndAdvance(itemId, visibleBefore);
+    const started = performance.now();
     let outcome: Awaited<ReturnType<DecisionGuard['run']>>;
     try {
       outcome = await this.guard.run(key, () =>
@@ -324,8 +339,9 @@ export class DeskState {
       if (['already_decided', 'lease_lost', 'not_found'].includes(failure.code)) {
         this.show(failure);
         this.dialog = null;
-        this.removeAndAdvance(itemId, visibleBefore);
+        if (!ahead) this.removeAndAdvance(itemId, visibleBefore);
       } else {
+        if (ahead) this.putBack(removed);
         this.decideFailure = explain(failure);
         if (this.dialog === null) this.show(failure);
       }
@@ -333,9 +349,13 @@ export class DeskState {
     } finally {
       this.deciding = null;
     }
-    if (!outcome.ran) return false;
+    markSave(performance.now() - started);
+    if (!outcome.ran) {
+      if (ahead) this.putBack(removed);
+      return false;
+    }
     this.dialog = null;
-    this.removeAndAdvance(itemId, visibleBefore);
+    if (!ahead) this.removeAndAdvance(itemId, visibleBefore);
     void this.refreshStatus();
     return true;
   }
@@ -344,6 +364,15 @@ export class DeskState {
     const next = this.selectedId === itemId ? nextAfterRemoval(visibleBefore, itemId) : this.selectedId;
     this.rows = this.rows.filter((r) => r.entry.item_id !== itemId);
     void this.select(next);
+  }
+
+  /** Returns an item whose approval was refused to the queue and to the screen. */
+  private putBack(row: Row | undefined): void {
+    if (!row) return;
+    if (!this.rows.some((r) => r.entry.item_id === row.entry.item_id)) {
+      this.rows = [...this.rows, row].sort(compareRows);
+    }
+    void this.select(row.entry.item_id);
   }
 
   async runSync(): Promise<void> {

@@ -9,11 +9,13 @@ export interface PerfRecord {
   keyToDom: number[];
   /** ms from the page's time origin to the first queue rows on screen, once. */
   queueInteractiveAt: number | null;
+  /** ms the shell took to sign and save each decision (the `decide` command, seen from the page). */
+  save: number[];
 }
 
 const LIMIT = 2000;
 
-export const perf: PerfRecord = { keyToPaint: [], keyToDom: [], queueInteractiveAt: null };
+export const perf: PerfRecord = { keyToPaint: [], keyToDom: [], queueInteractiveAt: null, save: [] };
 
 let pendingKeyAt: number | null = null;
 
@@ -38,6 +40,11 @@ export function itemShown(now: () => number = () => performance.now(), wait = af
     perf.keyToPaint.push(now() - start);
     if (perf.keyToPaint.length > LIMIT) perf.keyToPaint.shift();
   });
+}
+
+export function markSave(ms: number): void {
+  perf.save.push(ms);
+  if (perf.save.length > LIMIT) perf.save.shift();
 }
 
 export function queueShown(now: () => number = () => performance.now()): void {
