@@ -526,7 +526,10 @@ impl Db {
             // A decision reported as stored must survive a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Rows come back from sqlx's worker thread through a bounded channel; at the default
+            // of 50 a push's read set of a few thousand rows stalled the worker many times.
+            .row_buffer_size(1024);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(

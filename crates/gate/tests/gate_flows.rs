@@ -391,6 +391,72 @@ both_backends!(forged_tampered_and_replayed_decisions_change_nothing, |g| {
     g.stop().await;
 });
 
+// Pushes of more than a few decisions have their rows read while the signatures are checked;
+// they must be judged exactly like small ones.
+both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
+    let outputs: Vec<Value> = (0..9)
+        .map(|i| {
+            output(
+                &format!("o-lp-{i}"),
+                &format!("APP-LP-{i}"),
+                5000,
+                0.5,
+                "approve",
+            )
+        })
+        .collect();
+    g.ingest(&outputs).await;
+    let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+    let mallory = g.desk("mallory", Role::Reviewer, 10_000.0).await;
+    let claimed = g.claim(&rita, 9).await;
+    assert_eq!(claimed.len(), 9);
+    let genuine: Vec<String> = claimed[..8].iter().map(|c| rita.approve(c)).collect();
+    let ninth = rita.approve(&claimed[8]);
+    let forged = {
+        let (header, rest) = ninth.split_once('.').unwrap();
+        let payload = rest.split_once('.').unwrap().0;
+        let other = countersign_core::jws::sign_compact(b"x", Some(&rita.key_id), &mallory.key);
+        format!("{header}.{payload}.{}", other.rsplit('.').next().unwrap())
+    };
+    let tampered = {
+        let mut parts: Vec<String> = ninth.split('.').map(str::to_owned).collect();
+        let mut payload = parts[1].clone().into_bytes();
+        payload[12] = if payload[12] == b'A' { b'B' } else { b'A' };
+        parts[1] = String::from_utf8(payload).unwrap();
+        parts.join(".")
+    };
+    let mut push: Vec<String> = genuine.clone();
+    push.insert(3, forged);
+    push.insert(5, tampered);
+    push.insert(7, "not a jws".to_owned());
+    push.push(genuine[0].clone());
+    let results = g.push(&rita, &push).await;
+    assert_eq!(results.len(), 12);
+    let applied: Vec<&Value> = results
+        .iter()
+        .filter(|r| outcome_of(r) == "applied" && r["repeated"] == false)
+        .collect();
+    assert_eq!(applied.len(), 8, "{results:?}");
+    for position in [3, 5, 7] {
+        assert!(
+            results[position].get("outcome").is_none(),
+            "{}",
+            results[position]
+        );
+        assert!(results[position]["error"]["code"].is_string());
+    }
+    assert_eq!(results[11]["repeated"], true, "{}", results[11]);
+    assert_eq!(results[11]["decision_id"], results[0]["decision_id"]);
+    let entries = g.count("log_entries").await;
+    // The same push again changes nothing.
+    let again = g.push(&rita, &push).await;
+    assert_eq!(again.iter().filter(|r| r["repeated"] == true).count(), 9);
+    assert_eq!(g.count("log_entries").await, entries);
+    assert_eq!(g.count("decisions").await, 8);
+    assert_eq!(g.releases().await.len(), 8);
+    g.stop().await;
+});
+
 both_backends!(revoked_key_is_refused, |g| {
     g.ingest(&[output("o-rk", "APP-50", 5000, 0.5, "approve")])
         .await;

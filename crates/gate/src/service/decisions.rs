@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use super::Gate;
 use super::identity::User;
-use super::push_state::{AppliedDecision, ItemRow, NewDecision, PushState};
+use super::push_state::{AppliedDecision, ItemRow, NewDecision, PushState, RowKeys};
 use super::queue::{LeaseRow, parse_uuid};
 use super::releases::{ReleaseDraft, TraceDecision};
 use crate::api::PushResult;
@@ -84,25 +84,45 @@ impl Gate {
             ));
         }
         let started = std::time::Instant::now();
-        let prechecked = self.precheck(device_id, decisions).await?;
-        let verified: Vec<&Decision> = prechecked
+        let (checks, to_verify) = self.precheck_keys(device_id, decisions).await?;
+        let kids: Vec<String> = to_verify
             .iter()
-            .filter_map(|c| match c {
-                Precheck::Verified { decision, .. } => Some(decision),
-                Precheck::Refused { .. } => None,
-            })
-            .collect();
-        let kids: Vec<&str> = prechecked
-            .iter()
-            .filter_map(|c| match c {
-                Precheck::Verified { kid, .. } => Some(kid.as_str()),
-                Precheck::Refused { .. } => None,
-            })
+            .map(|(_, _, _, kid)| kid.clone())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut wtx = WriteTx::begin(&self.db).await?;
-        let mut state = PushState::load(&mut wtx, device_id, &verified, &kids).await?;
+        let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
+        let (prechecked, mut wtx, mut state) = if to_verify.len() <= VERIFY_INLINE_MAX {
+            let prechecked = finish_precheck(device_id, checks, verify_all(to_verify))?;
+            let keys: Vec<RowKeys> = verified(&prechecked).map(RowKeys::of).collect();
+            let mut wtx = WriteTx::begin(&self.db).await?;
+            let state = PushState::load(&mut wtx, device_id, &keys, &kids).await?;
+            (prechecked, wtx, state)
+        } else {
+            // Signatures are checked on the blocking pool while the writer reads the rows the
+            // decisions name, taken from their unverified payloads (a forged one only costs a
+            // read); everything is decided on the verified decisions alone.
+            let hints: Vec<RowKeys> = to_verify
+                .iter()
+                .filter_map(|(_, jws, _, _)| RowKeys::hint(jws))
+                .collect();
+            let (verification, loaded) = tokio::join!(verify_parallel(to_verify), async {
+                let mut wtx = WriteTx::begin(&self.db).await?;
+                let state = PushState::load(&mut wtx, device_id, &hints, &kids).await?;
+                Ok::<_, GateError>((wtx, state))
+            });
+            let (mut wtx, mut state) = loaded?;
+            let prechecked = finish_precheck(device_id, checks, verification?)?;
+            // Every verified decision was prefetched unless its payload read differently as a
+            // hint; then read again for the verified ones (nothing has been processed yet).
+            let hinted: std::collections::HashSet<&str> =
+                hints.iter().map(|h| h.decision_id.as_str()).collect();
+            if verified(&prechecked).any(|d| !hinted.contains(d.decision_id.to_string().as_str())) {
+                let keys: Vec<RowKeys> = verified(&prechecked).map(RowKeys::of).collect();
+                state = PushState::load(&mut wtx, device_id, &keys, &kids).await?;
+            }
+            (prechecked, wtx, state)
+        };
         let statuses = std::mem::take(&mut state.key_statuses);
         let mut last_seq = state.last_seq;
         let mut processed = Vec::with_capacity(decisions.len());
@@ -192,13 +212,13 @@ impl Gate {
         Ok(())
     }
 
-    /// The checks that need no lock, for a whole push: size, header, key of this device, and
-    /// the signature, verified on every core.
-    async fn precheck(
+    /// The checks that need no lock before the signatures: size, header and key of this
+    /// device. Returns the refusals so far (by position) and the signatures to verify.
+    async fn precheck_keys(
         &self,
         device_id: &str,
         decisions: &[String],
-    ) -> Result<Vec<Precheck>, GateError> {
+    ) -> Result<(Vec<Option<Precheck>>, Vec<ToVerify>), GateError> {
         let mut kids = Vec::with_capacity(decisions.len());
         for jws in decisions {
             kids.push(header_kid(jws));
@@ -241,34 +261,45 @@ impl Gate {
                 }
             }
         }
-        for (i, result) in verify_parallel(to_verify).await? {
-            checks[i] = Some(match result {
-                Ok((decision, _)) if decision.device_id != device_id => Precheck::Refused {
-                    error: GateError::forbidden(
-                        "wrong_device",
-                        "the decision names another device",
-                    ),
-                    alarm: None,
-                },
-                Ok((decision, kid)) => Precheck::Verified { decision, kid },
-                Err((e, kid)) => Precheck::Refused {
-                    error: jws_error(&e),
-                    alarm: Some((
-                        "invalid_decision_signature",
-                        json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
-                    )),
-                },
-            });
-        }
-        checks
-            .into_iter()
-            .map(|c| c.ok_or_else(|| GateError::internal("a pushed decision was not checked")))
-            .collect()
+        Ok((checks, to_verify))
     }
+}
 
+/// A signature to verify: position in the push, JWS, key, key id.
+type ToVerify = (usize, String, VerifyingKey, String);
+
+/// The prechecks completed with the signature checks.
+fn finish_precheck(
+    device_id: &str,
+    mut checks: Vec<Option<Precheck>>,
+    verified: Vec<(usize, Verification)>,
+) -> Result<Vec<Precheck>, GateError> {
+    for (i, result) in verified {
+        checks[i] = Some(match result {
+            Ok((decision, _)) if decision.device_id != device_id => Precheck::Refused {
+                error: GateError::forbidden("wrong_device", "the decision names another device"),
+                alarm: None,
+            },
+            Ok((decision, kid)) => Precheck::Verified { decision, kid },
+            Err((e, kid)) => Precheck::Refused {
+                error: jws_error(&e),
+                alarm: Some((
+                    "invalid_decision_signature",
+                    json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
+                )),
+            },
+        });
+    }
+    checks
+        .into_iter()
+        .map(|c| c.ok_or_else(|| GateError::internal("a pushed decision was not checked")))
+        .collect()
+}
+
+impl Gate {
     /// The device and public key of each key id. A key id is the thumbprint of its key and a
     /// key never moves to another device, so what was read once stays true; only the status
-    /// changes, and that is read under the log lock ([`key_statuses`]).
+    /// changes, and that is read under the log lock ([`PushState::load`]).
     async fn load_keys(
         &self,
         kids: &[&str],
@@ -887,25 +918,29 @@ type Verification = Result<(Decision, String), (JwsError, String)>;
 /// the blocking pool costs more in thread wake-ups than it saves.
 const VERIFY_INLINE_MAX: usize = 4;
 
+fn verify_all(chunk: Vec<ToVerify>) -> Vec<(usize, Verification)> {
+    chunk
+        .into_iter()
+        .map(|(i, jws, key, kid)| {
+            let result = match jws::verify_decision(&jws, &key) {
+                Ok(v) => Ok((v.decision, kid)),
+                Err(e) => Err((e, kid)),
+            };
+            (i, result)
+        })
+        .collect()
+}
+
+/// The verified decisions among the prechecked ones.
+fn verified(prechecked: &[Precheck]) -> impl Iterator<Item = &Decision> {
+    prechecked.iter().filter_map(|c| match c {
+        Precheck::Verified { decision, .. } => Some(decision),
+        Precheck::Refused { .. } => None,
+    })
+}
+
 /// Verifies signatures on every core: signature checking dominates the cost of a push.
-async fn verify_parallel(
-    work: Vec<(usize, String, VerifyingKey, String)>,
-) -> Result<Vec<(usize, Verification)>, GateError> {
-    fn verify_all(chunk: Vec<(usize, String, VerifyingKey, String)>) -> Vec<(usize, Verification)> {
-        chunk
-            .into_iter()
-            .map(|(i, jws, key, kid)| {
-                let result = match jws::verify_decision(&jws, &key) {
-                    Ok(v) => Ok((v.decision, kid)),
-                    Err(e) => Err((e, kid)),
-                };
-                (i, result)
-            })
-            .collect()
-    }
-    if work.len() <= VERIFY_INLINE_MAX {
-        return Ok(verify_all(work));
-    }
+async fn verify_parallel(work: Vec<ToVerify>) -> Result<Vec<(usize, Verification)>, GateError> {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // available_parallelism reads cgroup files on every call.
     let threads = *CORES

@@ -112,6 +112,60 @@ pub(super) struct NewDecision {
     pub received_at: i64,
 }
 
+/// The ids of the rows one pushed decision is checked against.
+#[derive(Debug, Clone)]
+pub(super) struct RowKeys {
+    pub device_seq: i64,
+    pub decision_id: String,
+    pub item_id: String,
+    pub lease_id: String,
+    /// Checked against the served item (reasons or corrections).
+    pub needs_served: bool,
+}
+
+impl RowKeys {
+    pub fn of(d: &countersign_core::Decision) -> Self {
+        RowKeys {
+            device_seq: to_i64(d.device_seq),
+            decision_id: d.decision_id.to_string(),
+            item_id: d.item_id.to_string(),
+            lease_id: d.lease_id.to_string(),
+            needs_served: !d.reason_codes.is_empty()
+                || d.kind == countersign_core::DecisionKind::Correct,
+        }
+    }
+
+    /// The ids a signed decision names, read from its payload before its signature is checked.
+    /// Only for prefetching rows while the signatures are verified: nothing is decided on them,
+    /// and a decision whose rows were not prefetched is read from the database when processed.
+    pub fn hint(jws: &str) -> Option<Self> {
+        use base64::Engine as _;
+        #[derive(serde::Deserialize)]
+        struct Named {
+            decision_id: uuid::Uuid,
+            item_id: uuid::Uuid,
+            lease_id: uuid::Uuid,
+            device_seq: u64,
+            kind: countersign_core::DecisionKind,
+            #[serde(default)]
+            reason_codes: Vec<String>,
+        }
+        let payload = jws.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let named: Named = serde_json::from_slice(&bytes).ok()?;
+        Some(RowKeys {
+            device_seq: to_i64(named.device_seq),
+            decision_id: named.decision_id.to_string(),
+            item_id: named.item_id.to_string(),
+            lease_id: named.lease_id.to_string(),
+            needs_served: !named.reason_codes.is_empty()
+                || named.kind == countersign_core::DecisionKind::Correct,
+        })
+    }
+}
+
 /// The state of one push: prefetched rows and pending writes.
 #[derive(Default)]
 pub(super) struct PushState {
@@ -147,27 +201,24 @@ impl PushState {
     pub async fn load(
         wtx: &mut WriteTx,
         device_id: &str,
-        decisions: &[&countersign_core::Decision],
+        decisions: &[RowKeys],
         kids: &[&str],
     ) -> Result<Self, GateError> {
         let mut state = PushState {
             device_id: device_id.to_owned(),
             ..PushState::default()
         };
-        let seqs: Vec<i64> = decisions.iter().map(|d| to_i64(d.device_seq)).collect();
-        let ids: Vec<String> = decisions
-            .iter()
-            .map(|d| d.decision_id.to_string())
-            .collect();
+        let seqs: Vec<i64> = decisions.iter().map(|d| d.device_seq).collect();
+        let ids: Vec<&str> = decisions.iter().map(|d| d.decision_id.as_str()).collect();
         let items: Vec<String> = decisions
             .iter()
-            .map(|d| d.item_id.to_string())
+            .map(|d| d.item_id.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let leases: Vec<String> = decisions
             .iter()
-            .map(|d| d.lease_id.to_string())
+            .map(|d| d.lease_id.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -210,16 +261,14 @@ impl PushState {
                     .push(" AND device_seq IN")
                     .in_list(seqs.iter().copied())
                     .push(") OR decision_id IN")
-                    .in_list(ids.iter().map(String::as_str)),
+                    .in_list(ids.iter().copied()),
             );
         }
         // Only reasons and corrections are checked against the served item.
-        let needs_served: HashSet<String> = decisions
+        let needs_served: HashSet<&str> = decisions
             .iter()
-            .filter(|d| {
-                !d.reason_codes.is_empty() || d.kind == countersign_core::DecisionKind::Correct
-            })
-            .map(|d| d.item_id.to_string())
+            .filter(|d| d.needs_served)
+            .map(|d| d.item_id.as_str())
             .collect();
         for chunk in items.chunks(CHUNK) {
             let list = || chunk.iter().map(String::as_str);
