@@ -35,6 +35,11 @@ use store::{parse_ts, to_i64, to_u64, ts};
 /// window to open and show the queue without competing with it for the CPU and the database.
 pub const FIRST_FULL_SYNC_AFTER: Duration = Duration::from_secs(5);
 
+/// A decision is pushed once no other one followed it for this long...
+pub const PUSH_QUIET: Duration = Duration::from_secs(1);
+/// ...or this long after it at the latest, however fast the reviewer goes on.
+pub const PUSH_WITHIN: Duration = Duration::from_secs(5);
+
 /// Where desk state lives: `$COUNTERSIGN_DESK_DIR`, else the OS's app-data directory under
 /// `countersign-desk`.
 pub fn default_data_dir() -> PathBuf {
@@ -762,11 +767,11 @@ impl Desk {
         })
     }
 
-    /// Syncs in the background: pushes soon after each decision, and runs a full sync (lease
-    /// states and renewals too) every `every`, the first one [`FIRST_FULL_SYNC_AFTER`] after the
-    /// start (or `every`, if sooner); backs off (1 s to 60 s, with jitter) while the gate cannot
-    /// be reached. The first round only pushes, so decisions saved before a restart go out at
-    /// once.
+    /// Syncs in the background: pushes decisions once the reviewer pauses ([`PUSH_QUIET`], at
+    /// most [`PUSH_WITHIN`] after a decision), and runs a full sync (lease states and renewals
+    /// too) every `every`, the first one [`FIRST_FULL_SYNC_AFTER`] after the start (or `every`,
+    /// if sooner); backs off (1 s to 60 s, with jitter) while the gate cannot be reached. The
+    /// first round only pushes, so decisions saved before a restart go out at once.
     pub fn auto_sync(
         &self,
         every: Duration,
@@ -797,15 +802,26 @@ impl Desk {
                 } else {
                     failures = 0;
                     tokio::select! {
-                        () = desk.inner.wake.notified() => {
-                            // Lets a burst of key presses go out in one push.
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
+                        () = desk.inner.wake.notified() => desk.settle_decisions().await,
                         () = tokio::time::sleep_until(next_full) => {}
                     }
                 }
             }
         })
+    }
+
+    /// Waits until the reviewer pauses ([`PUSH_QUIET`] without another decision), or
+    /// [`PUSH_WITHIN`] at the latest, so a run of decisions goes out in few pushes: a push after
+    /// every key press kept the gate and the desk busy just as the next item was painted.
+    async fn settle_decisions(&self) {
+        let latest = tokio::time::Instant::now() + PUSH_WITHIN;
+        loop {
+            tokio::select! {
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(PUSH_QUIET) => return,
+                () = tokio::time::sleep_until(latest) => return,
+            }
+        }
     }
 
     /// Notes whether the gate answered, for `status().online`. Failures that never reached the
