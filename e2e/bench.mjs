@@ -3,6 +3,7 @@
 // item painted, and memory of the app with its WebKit processes, with 10 000 items cached.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
 import { APP_BIN, DESK_BIN, Driver, Gate, ROOT, sleep, tid, workDir } from './lib/harness.mjs';
@@ -112,6 +113,8 @@ function memoryKb(pid) {
 }
 
 async function main() {
+  // Figures from a busy machine are not comparable: the load goes into the result.
+  const loadBefore = loadavg().map(round);
   const work = workDir();
   const gate = new Gate(work);
   await gate.seed(10);
@@ -158,7 +161,10 @@ async function main() {
   // And after a decision: approve review items one after another.
   await browser.$(tid('filter-lane')).selectByAttribute('value', 'review');
   await sleep(300);
-  await browser.execute(() => (window.countersignPerf.keyToPaint.length = 0));
+  await browser.execute(() => {
+    window.countersignPerf.keyToPaint.length = 0;
+    window.countersignPerf.save.length = 0;
+  });
   for (let i = 0; i < DECISIONS; i++) {
     await browser.waitUntil(
       async () => (await browser.$(tid('item-view')).getAttribute('data-armed')) === 'true',
@@ -173,6 +179,8 @@ async function main() {
   }
   await sleep(500);
   const decide = await browser.execute(() => [...window.countersignPerf.keyToPaint]);
+  // How long each approval took to be signed and saved, behind the next item already painted.
+  const saves = await browser.execute(() => [...window.countersignPerf.save]);
 
   await sleep(2000);
   const procs = appProcesses();
@@ -198,11 +206,13 @@ async function main() {
       navigate_j: { samples: nav.length, p50: round(pct(nav, 50)), p95: round(pct(nav, 95)), max: round(Math.max(...nav)) },
       approve_a: { samples: decide.length, p50: round(pct(decide, 50)), p95: round(pct(decide, 95)), max: round(Math.max(...decide)) },
     },
+    approve_saved_ms: { samples: saves.length, p50: round(pct(saves, 50)), p95: round(pct(saves, 95)), max: round(Math.max(...saves)) },
     memory_mb: {
       rss_sum: round(rssMb),
       pss_sum: round(pssMb),
       processes: mem.map((m) => `${m.exe.split('/').pop()} rss ${round(m.rss / 1024)} MB pss ${round(m.pss / 1024)} MB`),
     },
+    load_average: { before: loadBefore, after: loadavg().map(round) },
   };
   mkdirSync(join(ROOT, 'target'), { recursive: true });
   writeFileSync(join(ROOT, 'target/bench-app.json'), JSON.stringify(result, null, 2));
