@@ -581,10 +581,19 @@ impl Gate {
             batch
                 .stored
                 .extend(found.into_iter().map(|o| (o.output_id.clone(), o)));
+            // Without statistics SQLite's planner prefers the queue index on `status`, which
+            // scans every held item (2.4 ms per batch with 7 000 held, growing with the queue);
+            // the partial unique index on held subjects finds each in one probe.
+            let by_subject = if wtx.tx.is_postgres() {
+                ""
+            } else {
+                " INDEXED BY items_one_held_per_subject"
+            };
+            let sql = format!(
+                "SELECT subject, item_id, current_version FROM items{by_subject} WHERE status IN ('pending', 'escalated') AND subject IN"
+            );
             let held: Vec<(String, String, i64)> = on_tx!(&mut wtx.tx, conn => {
-                let mut q = QueryBuilder::new(
-                    "SELECT subject, item_id, current_version FROM items WHERE status IN ('pending', 'escalated') AND subject IN",
-                );
+                let mut q = QueryBuilder::new(sql.as_str());
                 push_in_list(&mut q, chunk.iter().map(|p| p.output.subject.as_str()));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
