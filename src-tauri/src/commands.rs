@@ -6,7 +6,7 @@
 
 use countersign_desk::{
     Account, ClaimReport, DecideRequest, DecisionRecord, Desk, DeskError, DeskStatus, ErrorCode,
-    ItemDetail, PurgeReport, QueueEntry, SavedDecision, SyncProgress, SyncReport,
+    ItemDetail, PurgeReport, QueueRow, SavedDecision, SyncProgress, SyncReport,
 };
 use tauri::State;
 use tauri::ipc::Channel;
@@ -63,9 +63,10 @@ pub async fn claim(
     state.desk().await?.claim(limit, offline_hours).await
 }
 
+/// The queue list's rows; an item's lease, model and rule come with `item`.
 #[tauri::command]
-pub async fn queue(state: State<'_, DeskState>) -> Res<Vec<QueueEntry>> {
-    state.desk().await?.queue().await
+pub async fn queue(state: State<'_, DeskState>) -> Res<Vec<QueueRow>> {
+    state.desk().await?.queue_rows().await
 }
 
 #[tauri::command]

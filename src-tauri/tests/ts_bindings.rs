@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use countersign_desk::{
     Account, CheckpointInfo, ClaimReport, CorrectionInput, DecideRequest, DecisionRecord,
-    DecisionState, DeskError, DeskStatus, ErrorCode, ItemDetail, PurgeReport, QueueEntry,
+    DecisionState, DeskError, DeskStatus, ErrorCode, ItemDetail, PurgeReport, QueueEntry, QueueRow,
     SavedDecision, SyncPhase, SyncProgress, SyncReport,
 };
 use countersign_desk_app::SyncDone;
@@ -25,6 +25,7 @@ fn export_all(dir: &Path) {
     DeskStatus::export_all(&cfg).unwrap();
     ClaimReport::export_all(&cfg).unwrap();
     QueueEntry::export_all(&cfg).unwrap();
+    QueueRow::export_all(&cfg).unwrap();
     ItemDetail::export_all(&cfg).unwrap();
     CorrectionInput::export_all(&cfg).unwrap();
     DecideRequest::export_all(&cfg).unwrap();

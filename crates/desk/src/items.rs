@@ -1,5 +1,6 @@
 //! Items as the reviewer sees them, and the checks a decision must pass before it is signed.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use countersign_api::ClaimedItem;
@@ -10,13 +11,16 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::error::DeskError;
 use crate::store::{parse_ts, to_u64};
-use crate::types::{DecideRequest, DecisionRecord, DecisionState, QueueEntry};
+use crate::types::{DecideRequest, DecisionRecord, DecisionState, QueueEntry, QueueRow};
 
 /// Undecided items whose lease holds at `?` (now) and whose evidence is still here.
 pub const QUEUE_FILTER: &str = "i.lease_state = 'active' AND i.lease_expires_at > ? AND i.served IS NOT NULL AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.lease_id = i.lease_id)";
 
 pub const ENTRY_COLUMNS: &str =
     "i.entry, i.lease_id, i.lease_expires_at, i.offline, i.escalation_level";
+
+pub const ROW_COLUMNS: &str =
+    "i.item_id, i.item_version, i.entry, i.due_at, i.received_at, i.offline, i.escalation_level";
 
 pub const RECORD_COLUMNS: &str =
     "device_seq, decision_id, subject, decision, state, reason, leaf_index";
@@ -105,6 +109,40 @@ pub fn entry_from_row(row: &SqliteRow) -> Result<QueueEntry, DeskError> {
     entry.offline = row.try_get::<i64, _>("offline")? != 0;
     entry.escalation_level = u32::try_from(row.try_get::<i64, _>("escalation_level")?).unwrap_or(0);
     Ok(entry)
+}
+
+/// The parts of a stored entry a queue row shows, read without the rest (no ids or times to
+/// parse, strings borrowed from the row).
+#[derive(serde::Deserialize)]
+struct RowFields<'a> {
+    #[serde(borrow)]
+    subject: Cow<'a, str>,
+    lane: Lane,
+    amount: Option<f64>,
+    #[serde(borrow)]
+    proposal_summary: Option<Cow<'a, str>>,
+    confidence: Option<f64>,
+}
+
+pub fn queue_row_from_row(row: &SqliteRow) -> Result<QueueRow, DeskError> {
+    let text: &str = row.try_get("entry")?;
+    let fields: RowFields<'_> = serde_json::from_str(text).map_err(DeskError::storage)?;
+    Ok(QueueRow {
+        item_id: row
+            .try_get::<&str, _>("item_id")?
+            .parse()
+            .map_err(DeskError::storage)?,
+        item_version: u32::try_from(row.try_get::<i64, _>("item_version")?).unwrap_or(0),
+        subject: fields.subject.into_owned(),
+        lane: fields.lane,
+        amount: fields.amount,
+        proposal_summary: fields.proposal_summary.map(Cow::into_owned),
+        confidence: fields.confidence,
+        due_at: parse_ts(row.try_get("due_at")?)?,
+        received_at: parse_ts(row.try_get("received_at")?)?,
+        offline: row.try_get::<i64, _>("offline")? != 0,
+        escalation_level: u32::try_from(row.try_get::<i64, _>("escalation_level")?).unwrap_or(0),
+    })
 }
 
 pub fn record_from_row(row: &SqliteRow) -> Result<DecisionRecord, DeskError> {

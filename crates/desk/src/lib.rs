@@ -547,6 +547,21 @@ impl Desk {
         rows.iter().map(items::entry_from_row).collect()
     }
 
+    /// The queue as the list shows it: the same items and order as [`Desk::queue`], each as a
+    /// [`QueueRow`]. For 10 000 items this is about two thirds of the JSON and skips parsing each
+    /// stored entry's ids and times, which made the `queue` command most of the window's start.
+    pub async fn queue_rows(&self) -> Result<Vec<QueueRow>, DeskError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM items i WHERE {} ORDER BY i.due_at, i.received_at",
+            items::ROW_COLUMNS,
+            items::QUEUE_FILTER
+        ))
+        .bind(ts(Utc::now()))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(items::queue_row_from_row).collect()
+    }
+
     /// One item with its evidence exactly as served.
     pub async fn item(&self, item_id: Uuid) -> Result<ItemDetail, DeskError> {
         let row = sqlx::query(&format!(

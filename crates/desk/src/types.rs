@@ -78,6 +78,25 @@ pub struct QueueEntry {
     pub escalation_level: u32,
 }
 
+/// One row of the queue list: what a row shows (subject, amount, proposal, confidence, lane,
+/// SLA, offline, escalation) and what sorting needs. The window holds 10 000 of these, so the
+/// rest of a [`QueueEntry`] (lease, model, rule) comes with the item when it is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct QueueRow {
+    pub item_id: Uuid,
+    pub item_version: u32,
+    pub subject: String,
+    pub lane: Lane,
+    pub amount: Option<f64>,
+    /// E.g. "approve 12 000 / 36 months"; `None` for `human_only` items.
+    pub proposal_summary: Option<String>,
+    pub confidence: Option<f64>,
+    pub due_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub offline: bool,
+    pub escalation_level: u32,
+}
+
 /// Everything about one item, with the evidence exactly as the gate served it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct ItemDetail {

@@ -57,6 +57,53 @@ async fn enroll_claim_decide_each_kind_and_sync_with_verified_receipts() {
     assert_eq!(claimed.claimed, 4);
     let queue = desk.queue().await.unwrap();
     assert_eq!(queue.len(), 4);
+    // The list's rows are the same items in the same order, with what a row shows.
+    let rows: Vec<_> = desk
+        .queue_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let shown = (
+                r.subject,
+                r.lane,
+                r.amount,
+                r.proposal_summary,
+                r.confidence,
+            );
+            (
+                r.item_id,
+                r.item_version,
+                shown,
+                r.due_at,
+                r.received_at,
+                r.offline,
+                r.escalation_level,
+            )
+        })
+        .collect();
+    let entries: Vec<_> = queue
+        .iter()
+        .map(|e| {
+            let shown = (
+                e.subject.clone(),
+                e.lane,
+                e.amount,
+                e.proposal_summary.clone(),
+                e.confidence,
+            );
+            (
+                e.item_id,
+                e.item_version,
+                shown,
+                e.due_at,
+                e.received_at,
+                e.offline,
+                e.escalation_level,
+            )
+        })
+        .collect();
+    assert_eq!(rows, entries);
     let by_subject = |s: &str| queue.iter().find(|e| e.subject == s).unwrap().clone();
     let (a1, a2, a3, a4) = (
         by_subject("app-1"),

@@ -10,7 +10,7 @@ import type { DecisionRecord } from './generated/DecisionRecord';
 import type { DeskStatus } from './generated/DeskStatus';
 import type { ItemDetail } from './generated/ItemDetail';
 import type { PurgeReport } from './generated/PurgeReport';
-import type { QueueEntry } from './generated/QueueEntry';
+import type { QueueRow } from './generated/QueueRow';
 import type { SavedDecision } from './generated/SavedDecision';
 import type { SyncProgress } from './generated/SyncProgress';
 import type { SyncReport } from './generated/SyncReport';
@@ -68,7 +68,8 @@ export const status = () => call<DeskStatus>('status');
 export const claim = (limit: number, offlineHours: number | null) =>
   call<ClaimReport>('claim', { limit, offlineHours });
 
-export const queue = () => call<QueueEntry[]>('queue');
+/** The queue list's rows; an item's lease, model and rule come with `item`. */
+export const queue = () => call<QueueRow[]>('queue');
 
 export const item = (itemId: string) => call<ItemDetail>('item', { itemId });
 

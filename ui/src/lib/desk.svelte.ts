@@ -8,7 +8,7 @@ import type { DecisionRecord } from './generated/DecisionRecord';
 import type { CorrectionInput } from './generated/CorrectionInput';
 import type { DeskStatus } from './generated/DeskStatus';
 import type { ItemDetail } from './generated/ItemDetail';
-import type { QueueEntry } from './generated/QueueEntry';
+import type { QueueRow } from './generated/QueueRow';
 import type { SyncProgress } from './generated/SyncProgress';
 import type { SyncReport } from './generated/SyncReport';
 import { DecisionGuard, DWELL_MS, dwellOver } from './guard';
@@ -114,7 +114,7 @@ export class DeskState {
     await this.enterReady();
   }
 
-  private async enterReady(queue?: Promise<QueueEntry[]>): Promise<void> {
+  private async enterReady(queue?: Promise<QueueRow[]>): Promise<void> {
     this.phase = 'ready';
     this.timers.push(setInterval(() => void this.refreshStatus(), STATUS_EVERY_MS));
     const listening = Promise.all([
@@ -168,7 +168,7 @@ export class DeskState {
     }
   }
 
-  async refreshQueue(asked: Promise<QueueEntry[]> = backend.queue()): Promise<void> {
+  async refreshQueue(asked: Promise<QueueRow[]> = backend.queue()): Promise<void> {
     try {
       const entries = await asked;
       // An unchanged queue keeps its array, so the list does not re-render for nothing.

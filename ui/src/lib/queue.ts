@@ -1,9 +1,9 @@
 import type { Lane } from './generated/Lane';
-import type { QueueEntry } from './generated/QueueEntry';
+import type { QueueRow } from './generated/QueueRow';
 
-/** A queue entry with what sorting, filtering and the countdown need, parsed once. */
+/** A queue row with what sorting, filtering and the countdown need, parsed once. */
 export interface Row {
-  entry: QueueEntry;
+  entry: QueueRow;
   dueMs: number;
   receivedMs: number;
   subjectKey: string;
@@ -19,7 +19,7 @@ export interface QueueFilter {
 
 export const NO_FILTER: QueueFilter = { lane: 'all', overdueOnly: false, text: '' };
 
-export function toRow(entry: QueueEntry): Row {
+export function toRow(entry: QueueRow): Row {
   return {
     entry,
     dueMs: Date.parse(entry.due_at),
@@ -43,14 +43,15 @@ function orderNumber(ms: number): number {
   return Number.isFinite(ms) ? ms : Number.MAX_SAFE_INTEGER;
 }
 
-export function sortRows(entries: readonly QueueEntry[]): Row[] {
+export function sortRows(entries: readonly QueueRow[]): Row[] {
   return entries.map(toRow).sort(compareRows);
 }
 
-/** Whether `entries` (in any order) are exactly the rows already shown: same items, versions, times. */
-export function sameQueue(rows: readonly Row[], entries: readonly QueueEntry[]): boolean {
+/** Whether `entries` (in any order) are exactly the rows already shown: same items, versions and
+ * what a row shows that can change (due time, offline, escalation). */
+export function sameQueue(rows: readonly Row[], entries: readonly QueueRow[]): boolean {
   if (rows.length !== entries.length) return false;
-  const shown = new Map<string, QueueEntry>();
+  const shown = new Map<string, QueueRow>();
   for (const r of rows) shown.set(r.entry.item_id, r.entry);
   for (const e of entries) {
     const old = shown.get(e.item_id);
@@ -58,7 +59,6 @@ export function sameQueue(rows: readonly Row[], entries: readonly QueueEntry[]):
       !old ||
       old.item_version !== e.item_version ||
       old.due_at !== e.due_at ||
-      old.lease_expires_at !== e.lease_expires_at ||
       old.offline !== e.offline ||
       old.escalation_level !== e.escalation_level
     ) {
