@@ -851,6 +851,16 @@ pub fn ms_to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// `rows` in owned chunks of at most `size`: multi-row statements bind their rows by value (a
+/// deferred statement outlives the caller's borrows).
+pub fn owned_chunks<T>(rows: Vec<T>, size: usize) -> impl Iterator<Item = Vec<T>> {
+    let mut rows = rows.into_iter().peekable();
+    std::iter::from_fn(move || {
+        rows.peek()?;
+        Some(rows.by_ref().take(size.max(1)).collect())
+    })
+}
+
 /// Appends ` (v1, v2, ...)` with every value bound: the list of a set-based `IN` over one chunk.
 pub fn push_in_list<'args, DB, T>(
     q: &mut sqlx::QueryBuilder<'args, DB>,

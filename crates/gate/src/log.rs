@@ -631,17 +631,10 @@ impl WriteTx {
             }
             Tx::Postgres(ref mut pg) => {
                 let conn: &mut sqlx::PgConnection = pg;
-                let mut entries = std::mem::take(&mut self.pending_entries)
-                    .into_iter()
-                    .peekable();
-                while entries.peek().is_some() {
+                let entries = std::mem::take(&mut self.pending_entries);
+                for chunk in crate::db::owned_chunks(entries, INSERT_CHUNK) {
                     let mut q = QueryBuilder::new("");
-                    write_log_rows(
-                        &mut q,
-                        entries.by_ref().take(INSERT_CHUNK).collect(),
-                        &[],
-                        0,
-                    );
+                    write_log_rows(&mut q, chunk, &[], 0);
                     q.build().execute(&mut *conn).await.map_err(DbError::from)?;
                 }
                 for chunk in self.pending_nodes.chunks(INSERT_CHUNK) {
@@ -694,11 +687,10 @@ fn write_log_rows<'a, DB>(
             q.push("; ");
         }
     };
-    let mut entries = entries.into_iter().peekable();
-    while entries.peek().is_some() {
+    for chunk in crate::db::owned_chunks(entries, INSERT_CHUNK) {
         separate(q);
         q.push("INSERT INTO log_entries (idx, entry, kind, item_id, at) ");
-        q.push_values(entries.by_ref().take(INSERT_CHUNK), |mut row, e| {
+        q.push_values(chunk, |mut row, e| {
             row.push_bind(to_i64(e.index))
                 .push_bind(e.bytes)
                 .push_bind(e.kind)

@@ -947,9 +947,7 @@ async fn verify_parallel(work: Vec<ToVerify>) -> Result<Vec<(usize, Verification
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
     let per_thread = work.len().div_ceil(threads).max(16);
     let mut handles = Vec::new();
-    let mut work = work.into_iter().peekable();
-    while work.peek().is_some() {
-        let chunk: Vec<_> = work.by_ref().take(per_thread).collect();
+    for chunk in crate::db::owned_chunks(work, per_thread) {
         handles.push(tokio::task::spawn_blocking(move || verify_all(chunk)));
     }
     let mut results = Vec::new();

@@ -16,7 +16,7 @@ use super::releases::{
     PreparedRelease, ReleaseDraft, ReleaseRow, append_release, insert_releases, prepare_release,
 };
 use crate::api::{IngestResult, IngestStatus};
-use crate::db::{DbError, ms_to_time, now_ms, push_in_list};
+use crate::db::{DbError, ms_to_time, now_ms, owned_chunks, push_in_list};
 use crate::error::GateError;
 use crate::log::{PreparedEntry, WriteTx, to_i64};
 use crate::service::GateConfig;
@@ -107,9 +107,7 @@ struct Batch {
 impl Batch {
     /// Queues the gathered rows, parents before children (outputs, items, versions, releases).
     async fn flush(self, wtx: &mut WriteTx) -> Result<(), GateError> {
-        let mut outputs = self.outputs.into_iter().peekable();
-        while outputs.peek().is_some() {
-            let chunk: Vec<OutputRow> = outputs.by_ref().take(INSERT_CHUNK).collect();
+        for chunk in owned_chunks(self.outputs, INSERT_CHUNK) {
             write_later!(wtx, q => {
                 q.push("INSERT INTO outputs (output_id, source, subject, model_name, model_version, body, body_sha256, received_at, lane, item_id, item_version, release_seq) ");
                 q.push_values(chunk, |mut b, r| {
@@ -120,9 +118,7 @@ impl Batch {
                 });
             });
         }
-        let mut items = self.items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk: Vec<ItemRow> = items.by_ref().take(INSERT_CHUNK).collect();
+        for chunk in owned_chunks(self.items, INSERT_CHUNK) {
             write_later!(wtx, q => {
                 q.push("INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, due_at, received_at, outcome) ");
                 q.push_values(chunk, |mut b, r| {
@@ -132,9 +128,7 @@ impl Batch {
                 });
             });
         }
-        let mut versions = self.item_versions.into_iter().peekable();
-        while versions.peek().is_some() {
-            let chunk: Vec<ItemVersionRow> = versions.by_ref().take(INSERT_CHUNK).collect();
+        for chunk in owned_chunks(self.item_versions, INSERT_CHUNK) {
             write_later!(wtx, q => {
                 q.push("INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) ");
                 q.push_values(chunk, |mut b, r| {

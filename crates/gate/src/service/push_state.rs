@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::queue::{LEASE_COLUMNS, LeaseRow};
 use super::releases::{ReleaseRow, insert_releases};
-use crate::db::{DbError, Select, fetch_sets, push_in_list};
+use crate::db::{DbError, Select, fetch_sets, owned_chunks, push_in_list};
 use crate::error::GateError;
 use crate::log::{WriteTx, to_i64};
 use crate::{on_tx, write_later};
@@ -542,9 +542,7 @@ impl PushState {
     pub async fn flush(&mut self, wtx: &mut WriteTx) -> Result<(), GateError> {
         let device_id = self.device_id.clone();
         let decisions = std::mem::take(&mut self.new_decisions);
-        let mut decisions = decisions.into_iter().peekable();
-        while decisions.peek().is_some() {
-            let chunk: Vec<NewDecision> = decisions.by_ref().take(100).collect();
+        for chunk in owned_chunks(decisions, 100) {
             write_later!(wtx, q => {
                 q.push("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
                 q.push_values(chunk, |mut b, d| {

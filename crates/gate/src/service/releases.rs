@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Gate;
 use crate::api::{ReleaseRecord, ReleasesResponse};
 use crate::canon::Template;
-use crate::db::{DbError, ms_to_time, now_ms};
+use crate::db::{DbError, ms_to_time, now_ms, owned_chunks};
 use crate::error::GateError;
 use crate::log::{PreparedEntry, WriteTx, to_i64, to_u64};
 use crate::{on_tx, write_later};
@@ -69,9 +69,7 @@ pub(crate) async fn insert_releases(
     wtx: &mut WriteTx,
     rows: Vec<ReleaseRow>,
 ) -> Result<(), GateError> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<ReleaseRow> = rows.by_ref().take(200).collect();
+    for chunk in owned_chunks(rows, 200) {
         write_later!(wtx, q => {
             q.push("INSERT INTO releases (release_seq, item_id, output_id, released_at, qa_sampled, log_index) ");
             q.push_values(chunk, |mut b, r| {
