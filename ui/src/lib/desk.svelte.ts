@@ -12,7 +12,7 @@ import type { QueueRow } from './generated/QueueRow';
 import type { SyncProgress } from './generated/SyncProgress';
 import type { SyncReport } from './generated/SyncReport';
 import { DecisionGuard, DWELL_MS, dwellOver } from './guard';
-import { markSave } from './perf';
+import { markSave, painted } from './perf';
 import {
   applyFilter,
   compareRows,
@@ -327,7 +327,12 @@ export class DeskState {
     const ahead = kind === 'approve' && this.dialog === null;
     this.decideFailure = null;
     this.deciding = itemId;
-    if (ahead) this.removeAndAdvance(itemId, visibleBefore);
+    if (ahead) {
+      this.removeAndAdvance(itemId, visibleBefore);
+      // Signing and the durable write start once the next item is on screen, so they do not
+      // take the two cores from its layout and paint.
+      await painted();
+    }
     const started = performance.now();
     let outcome: Awaited<ReturnType<DecisionGuard['run']>>;
     try {

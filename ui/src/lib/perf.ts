@@ -29,6 +29,13 @@ export function afterPaint(then: () => void): void {
   requestAnimationFrame(() => setTimeout(then, 0));
 }
 
+/** Resolves once the page has painted what is in the DOM now; at once where nothing paints. */
+export function painted(): Promise<void> {
+  return new Promise((resolve) =>
+    typeof requestAnimationFrame === 'function' ? afterPaint(resolve) : resolve(),
+  );
+}
+
 /** The shown item changed and its DOM is updated; closes the pending key measurement. */
 export function itemShown(now: () => number = () => performance.now(), wait = afterPaint): void {
   if (pendingKeyAt === null) return;
