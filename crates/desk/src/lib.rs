@@ -536,14 +536,7 @@ impl Desk {
 
     /// Undecided items whose lease still holds, by due time then age.
     pub async fn queue(&self) -> Result<Vec<QueueEntry>, DeskError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM items i WHERE {} ORDER BY i.due_at, i.received_at",
-            items::ENTRY_COLUMNS,
-            items::QUEUE_FILTER
-        ))
-        .bind(ts(Utc::now()))
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self.queued(items::ENTRY_COLUMNS).await?;
         rows.iter().map(items::entry_from_row).collect()
     }
 
@@ -551,15 +544,19 @@ impl Desk {
     /// [`QueueRow`]. For 10 000 items this is about two thirds of the JSON and skips parsing each
     /// stored entry's ids and times, which made the `queue` command most of the window's start.
     pub async fn queue_rows(&self) -> Result<Vec<QueueRow>, DeskError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM items i WHERE {} ORDER BY i.due_at, i.received_at",
-            items::ROW_COLUMNS,
+        let rows = self.queued(items::ROW_COLUMNS).await?;
+        rows.iter().map(items::queue_row_from_row).collect()
+    }
+
+    /// `columns` of the queued items, in queue order.
+    async fn queued(&self, columns: &str) -> Result<Vec<sqlx::sqlite::SqliteRow>, DeskError> {
+        Ok(sqlx::query(&format!(
+            "SELECT {columns} FROM items i WHERE {} ORDER BY i.due_at, i.received_at",
             items::QUEUE_FILTER
         ))
         .bind(ts(Utc::now()))
         .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(items::queue_row_from_row).collect()
+        .await?)
     }
 
     /// One item with its evidence exactly as served.
