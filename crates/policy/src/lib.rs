@@ -23,7 +23,7 @@ mod vars;
 pub use error::{EvalError, PolicyError, RouteError};
 pub use expr::{MAX_EXPRESSION_BYTES, MAX_EXPRESSION_DEPTH};
 pub use policy::{
-    CIRCUIT_BREAKER_SUFFIX, ERROR_SUFFIX, MAX_APPROVALS, MAX_POLICY_BYTES, MAX_RULES,
-    MAX_SLA_SECONDS, NO_RULE_MATCHED, Policy, RouteContext, Routed,
+    CIRCUIT_BREAKER_SUFFIX, CircuitBreaker, ERROR_SUFFIX, MAX_APPROVALS, MAX_BREAKER_WINDOW,
+    MAX_POLICY_BYTES, MAX_RULES, MAX_SLA_SECONDS, NO_RULE_MATCHED, Policy, RouteContext, Routed,
 };
 pub use vars::{MAX_DATA_DEPTH, amount, protected_weight};

@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use crate::error::{EvalError, PolicyError, RouteError};
 use crate::expr::{self, EvalFailure, Expression};
-use crate::raw::{self, RawFallback, RawPolicy, RawRule};
+use crate::raw::{self, RawCircuitBreaker, RawFallback, RawPolicy, RawRule};
 use crate::vars::{Setting, Vars, check_output};
 
 /// Largest policy document accepted, in bytes.
@@ -33,6 +33,9 @@ pub const ERROR_SUFFIX: &str = "!error";
 pub const CIRCUIT_BREAKER_SUFFIX: &str = "+circuit-breaker";
 
 const DEFAULT_FALLBACK_SLA_SECONDS: u64 = 24 * 3600;
+const DEFAULT_QA_SLA_SECONDS: u64 = 7 * 24 * 3600;
+/// Largest circuit-breaker window, in decisions.
+pub const MAX_BREAKER_WINDOW: u32 = 100_000;
 const DEFAULT_LEASE_MINUTES: i64 = 30;
 const MAX_LEASE_MINUTES: i64 = 24 * 60;
 const DEFAULT_OFFLINE_LEASE_HOURS: i64 = 72;
@@ -91,6 +94,17 @@ struct Rule {
     qa_sample_rate: f64,
 }
 
+/// When the gate trips a model version's circuit breaker (`[circuit_breaker]`): its override
+/// rate over its last `window` applied human decisions exceeds `threshold`, with at least
+/// `min_decisions` of them in the window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CircuitBreaker {
+    pub window: u32,
+    pub min_decisions: u32,
+    /// Trips when overrides / decisions is strictly above this.
+    pub threshold: f64,
+}
+
 #[derive(Debug)]
 struct Fallback {
     authority: Option<Expression>,
@@ -112,6 +126,8 @@ pub struct Policy {
     max_offline_lease: Duration,
     rules: Vec<Rule>,
     fallback: Fallback,
+    circuit_breaker: Option<CircuitBreaker>,
+    qa_sla: Duration,
     env: Arc<Env>,
 }
 
@@ -203,6 +219,16 @@ impl Policy {
         Duration::from_secs(self.fallback.sla_seconds)
     }
 
+    /// The circuit breaker, when the policy configures one.
+    pub fn circuit_breaker(&self) -> Option<CircuitBreaker> {
+        self.circuit_breaker
+    }
+
+    /// The SLA of items in the QA queue (`[qa] sla`, default 7 days).
+    pub fn qa_sla(&self) -> Duration {
+        self.qa_sla
+    }
+
     /// The rule ids, in order.
     pub fn rule_ids(&self) -> Vec<&str> {
         self.rules.iter().map(|r| r.id.as_str()).collect()
@@ -248,7 +274,7 @@ impl Policy {
                     };
                     return Ok(match authority {
                         Ok(authority) if rule.lane == Lane::Auto && vars.circuit_open() => {
-                            self.circuit_breaker(rule, authority, &cel)
+                            self.tripped_routing(rule, authority, &cel)
                         }
                         Ok(authority) => Routed {
                             routing: Routing {
@@ -316,7 +342,7 @@ impl Policy {
         }
     }
 
-    fn circuit_breaker(&self, rule: &Rule, authority: f64, cel: &Context<'_, '_>) -> Routed {
+    fn tripped_routing(&self, rule: &Rule, authority: f64, cel: &Context<'_, '_>) -> Routed {
         let (fallback, error) = self.fallback_authority(cel);
         Routed {
             routing: Routing {
@@ -488,6 +514,19 @@ fn compile_policy(text: &str) -> Result<Policy, PolicyError> {
 
     let env = Arc::new(Env::stdlib());
     let fallback = compile_fallback(text, &env, raw.fallback.as_ref())?;
+    let circuit_breaker = raw
+        .circuit_breaker
+        .as_ref()
+        .map(|b| compile_breaker(text, b.get_ref()))
+        .transpose()?;
+    let qa_sla = match raw.qa.as_ref().and_then(|q| q.get_ref().sla.as_ref()) {
+        None => DEFAULT_QA_SLA_SECONDS,
+        Some(sla) => parse_sla(sla.get_ref()).map_err(|m| {
+            PolicyError::new(m)
+                .field("qa.sla")
+                .at(text, sla.span().start)
+        })?,
+    };
 
     let Some(raw_rules) = raw.rules else {
         return Err(PolicyError::new(
@@ -542,6 +581,8 @@ fn compile_policy(text: &str) -> Result<Policy, PolicyError> {
         max_offline_lease,
         rules,
         fallback,
+        circuit_breaker,
+        qa_sla: Duration::from_secs(qa_sla),
         env,
     };
     dry_run(&policy, text, raw_rules.get_ref(), raw.fallback.as_ref())?;
@@ -595,6 +636,48 @@ fn parse_sla(value: &toml::Value) -> Result<u64, String> {
             "must be from 1 second to 90 days, got {seconds} seconds"
         ))
     }
+}
+
+fn compile_breaker(text: &str, raw: &RawCircuitBreaker) -> Result<CircuitBreaker, PolicyError> {
+    let window = u32::try_from(*raw.window.get_ref())
+        .ok()
+        .filter(|w| (1..=MAX_BREAKER_WINDOW).contains(w))
+        .ok_or_else(|| {
+            PolicyError::new(format!(
+                "must be from 1 to {MAX_BREAKER_WINDOW} decisions, got {}",
+                raw.window.get_ref()
+            ))
+            .field("circuit_breaker.window")
+            .at(text, raw.window.span().start)
+        })?;
+    let threshold = *raw.threshold.get_ref();
+    // A threshold of 1 could never be exceeded: such a breaker would be dead configuration.
+    if !(0.0..1.0).contains(&threshold) {
+        return Err(PolicyError::new(format!(
+            "must be at least 0 and below 1 (a share of overridden decisions), got {threshold}"
+        ))
+        .field("circuit_breaker.threshold")
+        .at(text, raw.threshold.span().start));
+    }
+    let min_decisions = match &raw.min_decisions {
+        None => window,
+        Some(m) => u32::try_from(*m.get_ref())
+            .ok()
+            .filter(|n| (1..=window).contains(n))
+            .ok_or_else(|| {
+                PolicyError::new(format!(
+                    "must be from 1 to the window ({window}), got {}",
+                    m.get_ref()
+                ))
+                .field("circuit_breaker.min_decisions")
+                .at(text, m.span().start)
+            })?,
+    };
+    Ok(CircuitBreaker {
+        window,
+        min_decisions,
+        threshold,
+    })
 }
 
 fn compile_fallback(

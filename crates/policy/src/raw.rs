@@ -18,6 +18,8 @@ pub(crate) struct RawPolicy {
     pub max_offline_lease_hours: Option<Spanned<i64>>,
     pub default_lease_minutes: Option<Spanned<i64>>,
     pub fallback: Option<Spanned<RawFallback>>,
+    pub circuit_breaker: Option<Spanned<RawCircuitBreaker>>,
+    pub qa: Option<Spanned<RawQa>>,
     #[serde(default)]
     pub reasons: Vec<Spanned<RawReason>>,
     pub rules: Option<Spanned<Vec<Spanned<RawRule>>>>,
@@ -35,6 +37,20 @@ pub(crate) struct RawReason {
 pub(crate) struct RawFallback {
     pub authority: Option<Spanned<String>>,
     pub approvals: Option<Spanned<i64>>,
+    pub sla: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuitBreaker {
+    pub window: Spanned<i64>,
+    pub threshold: Spanned<f64>,
+    pub min_decisions: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQa {
     pub sla: Option<Spanned<toml::Value>>,
 }
 

@@ -473,3 +473,77 @@ fn top_level_values_are_checked() {
     assert_at(&err, None, Some("fallback.authority"), 4, 13);
     assert!(err.message.contains("must evaluate to a number"), "{err}");
 }
+
+#[test]
+fn circuit_breaker_and_qa_are_read_and_checked() {
+    let p = Policy::parse(&format!(
+        "{OK}\n[circuit_breaker]\nwindow = 200\nthreshold = 0.3\nmin_decisions = 50\n\n[qa]\nsla = \"3d\"\n"
+    ))
+    .unwrap();
+    let breaker = p.circuit_breaker().unwrap();
+    assert_eq!(
+        (breaker.window, breaker.min_decisions, breaker.threshold),
+        (200, 50, 0.3)
+    );
+    assert_eq!(p.qa_sla().as_secs(), 3 * 24 * 3600);
+    // Without the tables: no breaker, QA items get a week.
+    let p = Policy::parse(OK).unwrap();
+    assert!(p.circuit_breaker().is_none());
+    assert_eq!(p.qa_sla().as_secs(), 7 * 24 * 3600);
+    // min_decisions defaults to the whole window.
+    let p = Policy::parse(&format!(
+        "{OK}\n[circuit_breaker]\nwindow = 20\nthreshold = 0\n"
+    ))
+    .unwrap();
+    assert_eq!(p.circuit_breaker().unwrap().min_decisions, 20);
+}
+
+#[test]
+fn bad_circuit_breaker_values_point_at_the_value() {
+    // Line 10 of each document holds the bad value: OK has 7 lines, then a blank one and the
+    // table header.
+    for (table, field, column, message) in [
+        (
+            "window = 0\nthreshold = 0.3",
+            "circuit_breaker.window",
+            10,
+            "must be from 1 to 100000 decisions, got 0",
+        ),
+        (
+            "window = 100001\nthreshold = 0.3",
+            "circuit_breaker.window",
+            10,
+            "must be from 1 to 100000 decisions, got 100001",
+        ),
+        (
+            "threshold = 1.0\nwindow = 10",
+            "circuit_breaker.threshold",
+            13,
+            "must be at least 0 and below 1 (a share of overridden decisions), got 1",
+        ),
+        (
+            "threshold = -0.1\nwindow = 10",
+            "circuit_breaker.threshold",
+            13,
+            "must be at least 0 and below 1 (a share of overridden decisions), got -0.1",
+        ),
+        (
+            "min_decisions = 11\nwindow = 10\nthreshold = 0.5",
+            "circuit_breaker.min_decisions",
+            17,
+            "must be from 1 to the window (10), got 11",
+        ),
+    ] {
+        let err = refuse(&format!("{OK}\n[circuit_breaker]\n{table}\n"));
+        assert_at(&err, None, Some(field), 10, column);
+        assert_eq!(err.message, message);
+    }
+    let err = refuse(&format!("{OK}\n[circuit_breaker]\nwindow = 10\n"));
+    assert!(err.message.contains("missing field `threshold`"), "{err}");
+    let err = refuse(&format!(
+        "{OK}\n[circuit_breaker]\nwindow = 10\nthreshold = 0.2\nthreshhold = 0.3\n"
+    ));
+    assert!(err.message.contains("unknown field `threshhold`"), "{err}");
+    let err = refuse(&format!("{OK}\n[qa]\nsla = \"soon\"\n"));
+    assert_at(&err, None, Some("qa.sla"), 10, 7);
+}
