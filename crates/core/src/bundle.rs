@@ -22,7 +22,7 @@ use crate::canonical;
 use crate::checkpoint::{Checkpoint, NoteVerifier, verify_checkpoint};
 use crate::jws::{self, VerifyingKey};
 use crate::merkle::{Frontier, Hash, hash_from_slice, leaf_hash};
-use crate::model::{AuditEntry, AuditEventKind, DecisionOutcome, V1};
+use crate::model::{AuditEntry, AuditEventKind, DecisionOutcome, Timestamp, V1};
 
 /// The `format` value of a bundle manifest.
 pub const BUNDLE_FORMAT: &str = "countersign-audit-bundle";
@@ -56,6 +56,24 @@ pub struct BundleReport {
     pub decisions: u64,
     /// Lines of keys.jsonl, each matched against the log.
     pub keys: usize,
+    /// The date range the bundle was exported for, checked against the entries' times.
+    pub range: Option<BundleRange>,
+}
+
+/// The date range of a bundle exported for one (`manifest.json`'s `range`). The bundle still
+/// holds the whole log prefix up to its checkpoint, since the Merkle root needs every leaf;
+/// `first_index..end_index` are the entries logged in the range.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRange {
+    /// Start of the range, inclusive.
+    pub from: Timestamp,
+    /// End of the range, exclusive.
+    pub to: Timestamp,
+    /// The lowest index whose `at` is at or after `from` (the bundle's size if none is).
+    pub first_index: u64,
+    /// One past the highest index whose `at` is before `to` (0 if none is).
+    pub end_index: u64,
 }
 
 impl fmt::Display for BundleReport {
@@ -69,7 +87,22 @@ impl fmt::Display for BundleReport {
             self.checkpoints,
             self.decisions,
             self.keys
-        )
+        )?;
+        if let Some(range) = &self.range {
+            write!(
+                f,
+                "; range {} to {}: entries {} to {}",
+                range
+                    .from
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                range
+                    .to
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                range.first_index,
+                range.end_index
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -124,6 +157,8 @@ struct Manifest {
     size: u64,
     root: String,
     checkpoint: String,
+    #[serde(default)]
+    range: Option<BundleRange>,
 }
 
 #[derive(Deserialize)]
@@ -253,8 +288,11 @@ pub fn verify_bundle(
         ));
     }
 
+    if let Some(range) = &manifest.range {
+        check_range_shape(range, head.size)?;
+    }
     let checkpoints = read_checkpoints(files.checkpoints, &verifier, &head)?;
-    let log = scan_entries(files.entries, &head, &checkpoints)?;
+    let log = scan_entries(files.entries, &head, &checkpoints, manifest.range.as_ref())?;
     let keys = check_keys(files.keys, &log)?;
     Ok(BundleReport {
         origin: head.origin,
@@ -264,7 +302,51 @@ pub fn verify_bundle(
         checkpoints: checkpoints.len(),
         decisions: log.decisions,
         keys,
+        range: manifest.range,
     })
+}
+
+fn check_range_shape(range: &BundleRange, size: u64) -> Result<(), BundleError> {
+    if range.from >= range.to {
+        return Err(BundleError::Manifest(
+            "range: `from` must be before `to`".into(),
+        ));
+    }
+    if range.first_index > range.end_index || range.end_index > size {
+        return Err(BundleError::Manifest(format!(
+            "range: entries {} to {} do not lie within the bundle's {size} entries",
+            range.first_index, range.end_index
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `first_index` and `end_index` are what the range's times make them: entries
+/// before `first_index` were logged before `from` and entry `first_index` at or after it; entries
+/// from `end_index` on were logged at or after `to` and entry `end_index - 1` before it.
+fn check_range_entry(range: &BundleRange, index: u64, at: Timestamp) -> Result<(), BundleError> {
+    let wrong = |what: &str| {
+        Err(entry_error(
+            index,
+            format!(
+                "was logged at {}, which contradicts the manifest's range: {what}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+        ))
+    };
+    if index < range.first_index && at >= range.from {
+        return wrong("entries before first_index must be older than `from`");
+    }
+    if index == range.first_index && at < range.from {
+        return wrong("entry first_index must not be older than `from`");
+    }
+    if index >= range.end_index && at < range.to {
+        return wrong("entries from end_index on must not be older than `to`");
+    }
+    if index + 1 == range.end_index && at >= range.to {
+        return wrong("entry end_index - 1 must be older than `to`");
+    }
+    Ok(())
 }
 
 fn read_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
@@ -372,10 +454,11 @@ fn scan_entries(
     bytes: &[u8],
     head: &Checkpoint,
     checkpoints: &[Checkpoint],
+    range: Option<&BundleRange>,
 ) -> Result<LogState, BundleError> {
     let mut state = LogState::default();
     let mut pending: Vec<SignatureJob> = Vec::new();
-    match scan_lines(bytes, head, checkpoints, &mut state, &mut pending) {
+    match scan_lines(bytes, head, checkpoints, range, &mut state, &mut pending) {
         // Decisions queued for a signature check all come before the entry that failed, so a bad
         // signature among them is the first thing wrong.
         Err(e) => Err(check_signatures(&mut pending).err().unwrap_or(e)),
@@ -390,6 +473,7 @@ fn scan_lines(
     bytes: &[u8],
     head: &Checkpoint,
     checkpoints: &[Checkpoint],
+    range: Option<&BundleRange>,
     state: &mut LogState,
     pending: &mut Vec<SignatureJob>,
 ) -> Result<(), BundleError> {
@@ -435,6 +519,9 @@ fn scan_lines(
             ));
         }
         frontier.append(leaf_hash(line));
+        if let Some(range) = range {
+            check_range_entry(range, index, entry.at)?;
+        }
         check_entry(entry, state, pending)?;
         if pending.len() >= SIGNATURE_BATCH {
             check_signatures(pending)?;

@@ -560,6 +560,16 @@ pub enum AuditEventKind {
     KeyRotated,
     KeyRevoked,
     ApiKeyCreated,
+    /// An item was put into the QA queue: a sampled `auto` release, or a supervisor's re-review
+    /// of a decision.
+    QaQueued,
+    /// A supervisor flagged a logged decision for attention.
+    DecisionFlagged,
+    /// A model version's override rate crossed the policy's circuit-breaker threshold: its
+    /// `auto` outputs are reviewed until a supervisor resets it.
+    CircuitTripped,
+    /// A supervisor reset a tripped circuit breaker.
+    CircuitReset,
 }
 
 /// One entry of the audit log. The log's leaf bytes are the JCS bytes of this structure.

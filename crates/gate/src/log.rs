@@ -740,6 +740,10 @@ pub fn kind_name(kind: AuditEventKind) -> &'static str {
         K::KeyRotated => "key_rotated",
         K::KeyRevoked => "key_revoked",
         K::ApiKeyCreated => "api_key_created",
+        K::QaQueued => "qa_queued",
+        K::DecisionFlagged => "decision_flagged",
+        K::CircuitTripped => "circuit_tripped",
+        K::CircuitReset => "circuit_reset",
     }
 }
 
