@@ -9,6 +9,9 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod supervision;
+pub use supervision::Queue;
+
 /// The JSON body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -121,6 +124,9 @@ pub struct ClaimRequest {
     /// Length of an offline lease in hours; bounded by the policy.
     #[serde(default)]
     pub offline_hours: Option<u32>,
+    /// `review` (default) or `qa`: the QA queue holds sampled `auto` releases and re-reviews.
+    #[serde(default)]
+    pub queue: Queue,
 }
 
 /// An item checked out to the caller.

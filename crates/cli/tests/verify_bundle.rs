@@ -73,6 +73,7 @@ async fn export_bundle(dir: &std::path::Path) -> String {
                 limit: 10,
                 offline: false,
                 offline_hours: None,
+                queue: Default::default(),
             },
         )
         .await

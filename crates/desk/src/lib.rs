@@ -464,6 +464,7 @@ impl Desk {
                     limit,
                     offline: offline_hours.is_some(),
                     offline_hours,
+                    queue: countersign_api::Queue::Review,
                 },
             )
             .await;

@@ -611,6 +611,16 @@ impl Db {
         }
     }
 
+    /// Begins a transaction that may write but never appends to the audit log, so on PostgreSQL
+    /// it does not take the log head and does not wait for (or hold up) the transactions that
+    /// do. On SQLite it is an ordinary write on the single writer.
+    pub async fn begin_write_unlogged(&self) -> Result<Tx, DbError> {
+        match self {
+            Db::Sqlite { writer, .. } => Ok(Tx::Sqlite(SqliteTx::Write(writer.begin().await?))),
+            Db::Postgres(pool) => Ok(Tx::Postgres(PgTx::Tx(pool.begin().await?))),
+        }
+    }
+
     /// Begins a read-only transaction: a consistent snapshot that never blocks writers.
     pub async fn begin_read(&self) -> Result<Tx, DbError> {
         match self {

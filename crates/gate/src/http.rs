@@ -20,6 +20,16 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use uuid::Uuid;
 
+use crate::api::supervision::{
+    Agreement, BreakerConfig, BreakerState, BundleQuery, CheckpointQuery, CheckpointsResponse,
+    CorrectedFieldsResponse, DecisionPage, DecisionQuery, DecisionSummary, FieldChanges,
+    FlagRecord, InclusionBatchRequest, InclusionBatchResponse, ItemTrail, LeaseQuery,
+    ModelFieldChanges, ModelStatus, ModelsResponse, OpenLease, OpenLeasesResponse, OverridePoint,
+    OverrideQuery, OverrideRateResponse, OverrideSeries, ProofCheckpoint, ProvenEntry, QaOrigin,
+    Queue, ReasonRequest, RereviewResponse, ResetBreakerRequest, ReviewerQuery, ReviewerStats,
+    ReviewerStatsResponse, RubberStamp, SignerKey, StoredCheckpoint, TimeHistogram, TrailDecision,
+    TrailItem, TrailLease, TrailRelease, TrailVersion,
+};
 use crate::api::{
     AckRequest, CheckpointResponse, ClaimRequest, ClaimResponse, EnrollRequest, EnrollResponse,
     EntriesResponse, EntryRecord, IngestResponse, LeaseIds, LeaseState, LeasesResponse,
@@ -76,6 +86,36 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
+/// Query-string extraction whose failures are `{code, message}` like every other error; unknown
+/// parameters are refused, so a misspelt filter is not silently ignored.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = GateError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, GateError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(value)| QueryParams(value))
+            .map_err(|e| GateError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// A UUID path parameter whose failure is `{code, message}`.
+#[derive(Debug)]
+pub struct UuidPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for UuidPath {
+    type Rejection = GateError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, GateError> {
+        Path::<Uuid>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| UuidPath(id))
+            .map_err(|e| GateError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
@@ -85,14 +125,23 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     ),
     paths(
         ingest, enroll, whoami, rotate_key, claim, leases, renew, return_leases, withdraw, reassign, push,
-        releases, ack, checkpoint, inclusion, consistency, entries, healthz, readyz
+        releases, ack, checkpoint, inclusion, consistency, entries, inclusion_batch, checkpoints,
+        trail, search_decisions, rereview, flag, reviewers, models, override_rate,
+        corrected_fields, reset_breaker, open_leases, bundle, healthz, readyz
     ),
     components(schemas(
         ErrorBody, IngestResponse, EnrollRequest, EnrollResponse, WhoAmI, RotateKeyRequest,
         RotateKeyResponse, ClaimRequest,
         ClaimResponse, LeaseIds, LeasesResponse, LeaseState, ReassignRequest, PushRequest,
         PushResponse, ReleasesResponse, AckRequest, CheckpointResponse, ProofResponse,
-        EntriesResponse, EntryRecord
+        EntriesResponse, EntryRecord, Queue, ProofCheckpoint, ProvenEntry, TrailItem, QaOrigin,
+        TrailVersion, TrailLease, SignerKey, FlagRecord, TrailDecision, TrailRelease, ItemTrail,
+        DecisionSummary, DecisionPage, TimeHistogram, Agreement, RubberStamp, ReviewerStats,
+        ReviewerStatsResponse, OverridePoint, OverrideSeries, OverrideRateResponse, FieldChanges,
+        ModelFieldChanges, CorrectedFieldsResponse, BreakerState, BreakerConfig, ModelStatus,
+        ModelsResponse, ResetBreakerRequest, ReasonRequest, RereviewResponse, OpenLease,
+        OpenLeasesResponse, InclusionBatchRequest, InclusionBatchResponse, StoredCheckpoint,
+        CheckpointsResponse
     )),
     modifiers(&BearerAuth)
 )]
@@ -132,6 +181,25 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/log/proof/inclusion", get(inclusion))
         .route("/v1/log/proof/consistency", get(consistency))
         .route("/v1/log/entries", get(entries))
+        .route("/v1/log/proofs/inclusion", post(inclusion_batch))
+        .route("/v1/log/checkpoints", get(checkpoints))
+        .route("/v1/supervision/items/{item_id}/trail", get(trail))
+        .route("/v1/supervision/decisions", get(search_decisions))
+        .route(
+            "/v1/supervision/decisions/{decision_id}/rereview",
+            post(rereview),
+        )
+        .route("/v1/supervision/decisions/{decision_id}/flag", post(flag))
+        .route("/v1/supervision/reviewers", get(reviewers))
+        .route("/v1/supervision/models", get(models))
+        .route("/v1/supervision/models/override-rate", get(override_rate))
+        .route(
+            "/v1/supervision/models/corrected-fields",
+            get(corrected_fields),
+        )
+        .route("/v1/supervision/models/reset", post(reset_breaker))
+        .route("/v1/supervision/leases", get(open_leases))
+        .route("/v1/supervision/bundle", get(bundle))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -226,7 +294,7 @@ async fn rotate_key(
     Ok(Json(RotateKeyResponse { key_id }))
 }
 
-/// Claim up to `limit` items to review, ordered by SLA then age.
+/// Claim up to `limit` items to review, ordered by SLA then age; `queue: qa` claims QA items.
 #[utoipa::path(post, path = "/v1/claims", tag = "desks", security(("bearer" = [])), request_body = ClaimRequest,
     responses((status = 200, body = ClaimResponse), (status = 403, body = ErrorBody)))]
 async fn claim(
@@ -532,4 +600,198 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         }
         None => GateError::not_found("metrics_disabled", "metrics are not enabled").into_response(),
     }
+}
+
+/// Inclusion proofs of up to 1000 entries against one tree size (a checkpoint the desk holds),
+/// with each entry's bytes: what a desk needs to check every decision it holds in one call.
+#[utoipa::path(post, path = "/v1/log/proofs/inclusion", tag = "log", request_body = InclusionBatchRequest,
+    responses((status = 200, body = InclusionBatchResponse), (status = 400, body = ErrorBody)))]
+async fn inclusion_batch(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<InclusionBatchRequest>,
+) -> Result<Json<InclusionBatchResponse>, GateError> {
+    Ok(Json(state.gate.inclusion_batch(&request).await?))
+}
+
+/// The signed checkpoints the gate stored, in increasing size (check each against the next
+/// with `/v1/log/proof/consistency`).
+#[utoipa::path(get, path = "/v1/log/checkpoints", tag = "log", params(CheckpointQuery),
+    responses((status = 200, body = CheckpointsResponse), (status = 400, body = ErrorBody)))]
+async fn checkpoints(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<CheckpointQuery>,
+) -> Result<Json<CheckpointsResponse>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .stored_checkpoints(q.after.unwrap_or(0), q.limit.unwrap_or(1000))
+            .await?,
+    ))
+}
+
+/// Supervisor: everything about one item (outputs, routings, leases, signed decisions with
+/// their keys, escalations, release, QA), every part tied to log entries proven against one
+/// signed checkpoint.
+#[utoipa::path(get, path = "/v1/supervision/items/{item_id}/trail", tag = "supervisors", security(("bearer" = [])),
+    params(("item_id" = Uuid, Path)),
+    responses((status = 200, body = ItemTrail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "`not_supervisor`"), (status = 404, body = ErrorBody, description = "`unknown_item`")))]
+async fn trail(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    UuidPath(item_id): UuidPath,
+) -> Result<Json<ItemTrail>, GateError> {
+    Ok(Json(state.gate.item_trail(&principal, item_id).await?))
+}
+
+/// Supervisor: search logged decisions, newest first, with a cursor.
+#[utoipa::path(get, path = "/v1/supervision/decisions", tag = "supervisors", security(("bearer" = [])),
+    params(DecisionQuery),
+    responses((status = 200, body = DecisionPage), (status = 400, body = ErrorBody, description = "`invalid_query`, `invalid_filter`, `invalid_time`, `invalid_range`, `invalid_cursor`, `invalid_limit`, `invalid_model`"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`unknown_user`")))]
+async fn search_decisions(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<DecisionQuery>,
+) -> Result<Json<DecisionPage>, GateError> {
+    Ok(Json(state.gate.search_decisions(&principal, &q).await?))
+}
+
+/// Supervisor: have an applied decision re-reviewed blind by someone else (a new QA item; the
+/// original deciders are excluded from it). Logged as `qa_queued`.
+#[utoipa::path(post, path = "/v1/supervision/decisions/{decision_id}/rereview", tag = "supervisors", security(("bearer" = [])),
+    params(("decision_id" = Uuid, Path)), request_body = ReasonRequest,
+    responses((status = 200, body = RereviewResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`unknown_decision`"), (status = 409, body = ErrorBody, description = "`rereview_pending`, `no_active_policy`"), (status = 422, body = ErrorBody, description = "`decision_not_applied`, `invalid_reason`")))]
+async fn rereview(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    UuidPath(decision_id): UuidPath,
+    JsonBody(request): JsonBody<ReasonRequest>,
+) -> Result<Json<RereviewResponse>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .rereview(&principal, decision_id, &request.reason)
+            .await?,
+    ))
+}
+
+/// Supervisor: flag a logged decision with a reason. Logged as `decision_flagged`.
+#[utoipa::path(post, path = "/v1/supervision/decisions/{decision_id}/flag", tag = "supervisors", security(("bearer" = [])),
+    params(("decision_id" = Uuid, Path)), request_body = ReasonRequest,
+    responses((status = 200, body = FlagRecord), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`unknown_decision`"), (status = 422, body = ErrorBody, description = "`invalid_reason`")))]
+async fn flag(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    UuidPath(decision_id): UuidPath,
+    JsonBody(request): JsonBody<ReasonRequest>,
+) -> Result<Json<FlagRecord>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .flag_decision(&principal, decision_id, &request.reason)
+            .await?,
+    ))
+}
+
+/// Supervisor: per reviewer over whole UTC days: volume, time on item, shares, agreement, SLA
+/// breaches and rubber-stamp signals.
+#[utoipa::path(get, path = "/v1/supervision/reviewers", tag = "supervisors", security(("bearer" = [])),
+    params(ReviewerQuery),
+    responses((status = 200, body = ReviewerStatsResponse), (status = 400, body = ErrorBody, description = "`invalid_query`, `invalid_time`, `invalid_range`, `invalid_threshold`"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`unknown_user`")))]
+async fn reviewers(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<ReviewerQuery>,
+) -> Result<Json<ReviewerStatsResponse>, GateError> {
+    Ok(Json(state.gate.reviewer_stats(&principal, &q).await?))
+}
+
+/// Supervisor: every model version with its override rate over the circuit breaker's window
+/// and its breaker.
+#[utoipa::path(get, path = "/v1/supervision/models", tag = "supervisors", security(("bearer" = [])),
+    responses((status = 200, body = ModelsResponse), (status = 403, body = ErrorBody)))]
+async fn models(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<ModelsResponse>, GateError> {
+    Ok(Json(state.gate.model_statuses(&principal).await?))
+}
+
+/// Supervisor: override rate per model version and hour, day or week, for a chart.
+#[utoipa::path(get, path = "/v1/supervision/models/override-rate", tag = "supervisors", security(("bearer" = [])),
+    params(OverrideQuery),
+    responses((status = 200, body = OverrideRateResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn override_rate(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<OverrideQuery>,
+) -> Result<Json<OverrideRateResponse>, GateError> {
+    Ok(Json(state.gate.override_rates(&principal, &q).await?))
+}
+
+/// Supervisor: which outcome fields decisions changed most, per model version, over whole UTC
+/// days (`bucket` does not apply).
+#[utoipa::path(get, path = "/v1/supervision/models/corrected-fields", tag = "supervisors", security(("bearer" = [])),
+    params(OverrideQuery),
+    responses((status = 200, body = CorrectedFieldsResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn corrected_fields(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<OverrideQuery>,
+) -> Result<Json<CorrectedFieldsResponse>, GateError> {
+    Ok(Json(state.gate.corrected_fields(&principal, &q).await?))
+}
+
+/// Supervisor: reset a tripped circuit breaker; the model version is routed by the policy again.
+/// Logged as `circuit_reset`.
+#[utoipa::path(post, path = "/v1/supervision/models/reset", tag = "supervisors", security(("bearer" = [])),
+    request_body = ResetBreakerRequest,
+    responses((status = 200, body = BreakerState), (status = 400, body = ErrorBody, description = "`invalid_model`"), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "`breaker_not_tripped`"), (status = 422, body = ErrorBody, description = "`invalid_reason`")))]
+async fn reset_breaker(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    JsonBody(request): JsonBody<ResetBreakerRequest>,
+) -> Result<Json<BreakerState>, GateError> {
+    Ok(Json(
+        state
+            .gate
+            .reset_breaker(&principal, &request.model, &request.reason)
+            .await?,
+    ))
+}
+
+/// Supervisor: every active lease: who, on which desk, since when, until when, offline or not.
+/// Withdraw or reassign one with `/v1/leases/{lease_id}/withdraw` and `/reassign`.
+#[utoipa::path(get, path = "/v1/supervision/leases", tag = "supervisors", security(("bearer" = [])),
+    params(LeaseQuery),
+    responses((status = 200, body = OpenLeasesResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`unknown_user`")))]
+async fn open_leases(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<LeaseQuery>,
+) -> Result<Json<OpenLeasesResponse>, GateError> {
+    Ok(Json(state.gate.open_leases(&principal, &q).await?))
+}
+
+/// Supervisor: an audit bundle for a date range, as a tar of `countersign-bundle/` (format in
+/// docs/audit-bundle.md; check it with `countersign verify-bundle`).
+#[utoipa::path(get, path = "/v1/supervision/bundle", tag = "supervisors", security(("bearer" = [])),
+    params(BundleQuery),
+    responses((status = 200, content_type = "application/x-tar", description = "The bundle's files under countersign-bundle/"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "`no_checkpoint`")))]
+async fn bundle(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    QueryParams(q): QueryParams<BundleQuery>,
+) -> Result<Response, GateError> {
+    let file = state.gate.bundle_tar(&principal, &q.from, &q.to).await?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-tar"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        header::HeaderValue::from_static("attachment; filename=\"countersign-bundle.tar\""),
+    );
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
 }

@@ -144,7 +144,15 @@ enum PolicyCommand {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Write the log, its checkpoints and every reviewer key into DIR (created, must be empty).
-    Export { dir: PathBuf },
+    Export {
+        dir: PathBuf,
+        /// With --to: a bundle for the entries logged in [FROM, TO) (RFC 3339): the log up to
+        /// the first checkpoint covering them, with the range in the manifest.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -280,9 +288,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let gate = open(&cli.store).await?;
             countersign_gate::demo::seed(&gate, args.outputs, args.credentials.as_deref()).await
         }
-        Command::Audit(AuditCommand::Export { dir }) => {
+        Command::Audit(AuditCommand::Export { dir, from, to }) => {
+            let range = match (from, to) {
+                (Some(from), Some(to)) => Some((rfc3339_ms(&from)?, rfc3339_ms(&to)?)),
+                _ => None,
+            };
             let gate = open(&cli.store).await?;
-            let summary = gate.export_bundle(&dir).await?;
+            let summary = gate.export_bundle_range(&dir, range).await?;
             println!(
                 "exported {} entries, {} checkpoints, {} keys to {} (root {})",
                 summary.entries,
@@ -294,6 +306,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn rfc3339_ms(text: &str) -> anyhow::Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {e}"))
 }
 
 fn read_policy(file: &std::path::Path) -> anyhow::Result<String> {

@@ -138,6 +138,7 @@ pub async fn serve_with(
         Duration::from_secs(30),
     );
     let checkpoints = tokio::spawn(checkpoint_loop(gate.clone()));
+    let supervision = tokio::spawn(crate::service::supervision_loop(gate.clone()));
     let deliveries =
         webhook.map(|hook| tokio::spawn(crate::webhook::deliver_forever(gate.clone(), hook)));
     listener.set_nonblocking(true)?;
@@ -170,6 +171,7 @@ pub async fn serve_with(
         }
     };
     checkpoints.abort();
+    supervision.abort();
     if let Some(deliveries) = deliveries {
         deliveries.abort();
     }

@@ -41,9 +41,73 @@ fn io_error(path: &Path, err: &std::io::Error) -> GateError {
     GateError::internal(format!("writing {}: {err}", path.display()))
 }
 
+/// The files of a bundle, in the order a tar of it holds them.
+pub const BUNDLE_FILES: [&str; 5] = [
+    "manifest.json",
+    "entries.jsonl",
+    "checkpoints.jsonl",
+    "keys.jsonl",
+    "log-key.vkey",
+];
+
 impl Gate {
     /// Writes the whole log as of its latest checkpoint into `dir` (created; must be empty).
     pub async fn export_bundle(&self, dir: &Path) -> Result<BundleSummary, GateError> {
+        self.export_bundle_range(dir, None).await
+    }
+
+    /// A supervisor's bundle for `[from, to)` (RFC 3339), as a tar of the bundle's files under
+    /// `countersign-bundle/`, in an unnamed temporary file positioned at its start.
+    pub async fn bundle_tar(
+        &self,
+        principal: &super::Principal,
+        from: &str,
+        to: &str,
+    ) -> Result<fs::File, GateError> {
+        principal.supervisor()?;
+        let range = (
+            super::oversight::parse_time("from", from)?,
+            super::oversight::parse_time("to", to)?,
+        );
+        let dir = tempfile::tempdir()
+            .map_err(|e| GateError::internal(format!("temporary directory: {e}")))?;
+        let bundle = dir.path().join("countersign-bundle");
+        self.export_bundle_range(&bundle, Some(range)).await?;
+        tokio::task::spawn_blocking(move || {
+            let _keep = dir;
+            let mut file = tempfile::tempfile()
+                .map_err(|e| GateError::internal(format!("temporary file: {e}")))?;
+            let mut tar = tar::Builder::new(&mut file);
+            for name in BUNDLE_FILES {
+                tar.append_path_with_name(bundle.join(name), format!("countersign-bundle/{name}"))
+                    .map_err(|e| io_error(&bundle.join(name), &e))?;
+            }
+            tar.finish().map_err(|e| io_error(&bundle, &e))?;
+            drop(tar);
+            std::io::Seek::rewind(&mut file).map_err(|e| io_error(&bundle, &e))?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| GateError::internal(format!("writing the bundle: {e}")))?
+    }
+
+    /// Writes the log into `dir` (created; must be empty): all of it as of the latest checkpoint,
+    /// or, for a range `[from, to)` in milliseconds, the prefix up to the first stored checkpoint
+    /// that covers every entry logged in the range, with the range in the manifest (the earlier
+    /// entries are needed to recompute the signed root).
+    pub async fn export_bundle_range(
+        &self,
+        dir: &Path,
+        range: Option<(i64, i64)>,
+    ) -> Result<BundleSummary, GateError> {
+        if let Some((from, to)) = range
+            && from >= to
+        {
+            return Err(GateError::bad_request(
+                "invalid_range",
+                "`from` must be before `to`",
+            ));
+        }
         if dir.exists()
             && fs::read_dir(dir)
                 .map_err(|e| io_error(dir, &e))?
@@ -57,8 +121,50 @@ impl Gate {
         }
         fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
         let latest = self.log.checkpoint(&self.db).await?;
-        let size = latest.checkpoint.size;
         let mut tx = self.db.begin_read().await?;
+        let (size, note, root, manifest_range) = match range {
+            None => (
+                latest.checkpoint.size,
+                latest.note.clone(),
+                latest.checkpoint.root.to_vec(),
+                None,
+            ),
+            Some((from, to)) => {
+                let latest_size = to_i64(latest.checkpoint.size);
+                let (first, last): (Option<i64>, Option<i64>) = on_tx!(&mut tx, conn => {
+                    sqlx::query_as("SELECT (SELECT MIN(idx) FROM log_entries WHERE at >= $1 AND idx < $3), (SELECT MAX(idx) FROM log_entries WHERE at < $2 AND idx < $3)")
+                        .bind(from)
+                        .bind(to)
+                        .bind(latest_size)
+                        .fetch_one(conn)
+                        .await
+                        .map_err(DbError::from)?
+                });
+                let first = first.unwrap_or(latest_size);
+                let end = last.map_or(0, |l| l + 1);
+                let covering: Option<(i64, String, Vec<u8>)> = on_tx!(&mut tx, conn => {
+                    sqlx::query_as("SELECT size, note, root FROM checkpoints WHERE size >= $1 AND size >= 1 ORDER BY size LIMIT 1")
+                        .bind(end)
+                        .fetch_optional(conn)
+                        .await
+                        .map_err(DbError::from)?
+                });
+                let (cp_size, note, root) = covering.ok_or_else(|| {
+                    GateError::conflict(
+                        "no_checkpoint",
+                        "no signed checkpoint covers the range yet",
+                    )
+                })?;
+                let first = first.min(cp_size);
+                let bundle_range = countersign_core::bundle::BundleRange {
+                    from: crate::db::ms_to_time(from),
+                    to: crate::db::ms_to_time(to),
+                    first_index: to_u64(first),
+                    end_index: to_u64(end),
+                };
+                (to_u64(cp_size), note, root, Some(bundle_range))
+            }
+        };
 
         let entries_path = dir.join("entries.jsonl");
         let mut entries = std::io::BufWriter::new(
@@ -134,17 +240,21 @@ impl Gate {
         let vkey_path = dir.join("log-key.vkey");
         fs::write(&vkey_path, format!("{}\n", self.log_public_key()))
             .map_err(|e| io_error(&vkey_path, &e))?;
-        let root_base64 = B64.encode(latest.checkpoint.root);
+        let root_base64 = B64.encode(root);
         let manifest_path = dir.join("manifest.json");
-        let manifest = json!({
+        let mut manifest = json!({
             "v": 1,
             "format": "countersign-audit-bundle",
             "origin": self.log.origin(),
             "log_public_key": self.log_public_key(),
             "size": size,
             "root": root_base64,
-            "checkpoint": latest.note,
+            "checkpoint": note,
         });
+        if let Some(range) = &manifest_range {
+            manifest["range"] = serde_json::to_value(range)
+                .map_err(|e| GateError::internal(format!("bundle range: {e}")))?;
+        }
         fs::write(
             &manifest_path,
             serde_json::to_string_pretty(&manifest)

@@ -197,6 +197,7 @@ impl Gate {
             });
         }
         metrics::histogram!("countersign_push_seconds").record(started.elapsed().as_secs_f64());
+        self.supervision.wake();
         Ok(results)
     }
 
@@ -701,6 +702,10 @@ impl Gate {
         }
         let given = approvals_given(&state.applied(wtx, &item_id).await?, version);
         if i64::from(given) < item.approvals_required {
+            return Ok(());
+        }
+        if item.queue == crate::api::Queue::Qa.as_str() {
+            state.finish_qa(&item_id);
             return Ok(());
         }
         self.release_item(wtx, state, &item_id, version, outcome_now)

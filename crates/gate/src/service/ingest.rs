@@ -505,8 +505,8 @@ impl Gate {
         let (config, source_owned, raw) = (self.config.clone(), source.to_owned(), raw.to_vec());
         let checked = {
             let policy = policy.clone();
+            let tripped = self.supervision.tripped_models();
             tokio::task::spawn_blocking(move || {
-                let tripped = HashSet::new();
                 let context = RouteContext {
                     tripped_models: &tripped,
                 };
@@ -553,6 +553,7 @@ impl Gate {
             };
             metrics::counter!("countersign_outputs_total", "status" => status).increment(1);
         }
+        self.supervision.wake();
         Ok(results)
     }
 
@@ -842,7 +843,7 @@ impl Gate {
 /// The item as a reviewer will see it. For `human_only` the AI's proposal and everything that
 /// argues for it (confidence, score, attributions, reason codes, rationale) are withheld.
 #[allow(clippy::too_many_arguments)]
-fn served_item(
+pub(super) fn served_item(
     item_id: Uuid,
     item_version: u32,
     output: &Output,

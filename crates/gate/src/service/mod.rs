@@ -5,10 +5,13 @@ mod audit;
 mod decisions;
 mod identity;
 mod ingest;
+mod oversight;
 mod policy;
 mod push_state;
+mod qa;
 mod queue;
 mod releases;
+pub mod supervision;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 pub use audit::BundleSummary;
 pub use identity::{NewApiKey, NewUser, Principal, Role, User};
+pub use supervision::supervision_loop;
 
 use crate::db::{Db, DbError};
 use crate::error::GateError;
@@ -69,6 +73,8 @@ pub struct Gate {
     policy: RwLock<Option<Arc<Policy>>>,
     /// Key id → (device id, public key) of enrolled keys; see `load_keys`.
     device_keys: Mutex<HashMap<String, (String, VerifyingKey)>>,
+    /// Tripped circuit breakers and the statistics task's wake-up.
+    pub supervision: supervision::Supervision,
 }
 
 impl Gate {
@@ -125,8 +131,10 @@ impl Gate {
             config,
             policy: RwLock::new(None),
             device_keys: Mutex::new(HashMap::new()),
+            supervision: supervision::Supervision::default(),
         };
         gate.reload_policy().await?;
+        gate.reload_tripped().await?;
         Ok(gate)
     }
 

@@ -47,9 +47,10 @@ pub(super) struct ItemRow {
     pub approvals_required: i64,
     pub escalation_level: i64,
     pub outcome: Option<String>,
+    pub queue: String,
 }
 
-pub(super) const ITEM_COLUMNS: &str = "item_id, lane, status, current_version, authority_required, approvals_required, escalation_level, outcome";
+pub(super) const ITEM_COLUMNS: &str = "item_id, lane, status, current_version, authority_required, approvals_required, escalation_level, outcome, queue";
 
 /// An item version with what a release of it needs. Versions never change once written.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -528,6 +529,11 @@ impl PushState {
 
     pub fn set_outcome(&mut self, item_id: &str, outcome: String) {
         self.outcomes.push((item_id.to_owned(), outcome));
+    }
+
+    /// A QA item has all the decisions it needs: it is done, and nothing is released.
+    pub fn finish_qa(&mut self, item_id: &str) {
+        self.released.push(item_id.to_owned());
     }
 
     /// The item is released with `release`.

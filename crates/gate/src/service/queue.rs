@@ -121,6 +121,15 @@ impl Gate {
         } else {
             ""
         };
+        // A QA item is never handed to someone it excludes (whoever made the decision it
+        // re-reviews).
+        let qa_exclusion = match request.queue {
+            crate::api::Queue::Review => "",
+            crate::api::Queue::Qa => {
+                " AND NOT EXISTS (SELECT 1 FROM qa_exclusions x WHERE x.item_id = i.item_id AND x.user_id = $3)"
+            }
+        };
+        let queue = request.queue.as_str();
         // Items the caller may decide: within authority, not leased (or lease lapsed), not
         // already decided by them on this version (four-eyes) and not escalated by them.
         // The served item and the approvals so far come with the candidates: one statement for
@@ -129,11 +138,11 @@ impl Gate {
             "SELECT i.item_id, i.current_version, i.active_lease_id, i.escalation_level, i.approvals_required, i.outcome, \
                     v.served, v.served_sha256, ({APPROVALS_OF_I}) AS approvals_given \
              FROM items i JOIN item_versions v ON v.item_id = i.item_id AND v.version = i.current_version \
-             WHERE i.status IN {statuses} \
+             WHERE i.queue = '{queue}' AND i.status IN {statuses} \
                AND (i.active_lease_id IS NULL OR i.lease_expires_at < $1) \
                AND i.authority_required <= $2 \
                AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.user_id = $3 AND d.outcome = 'applied' \
-                               AND ((d.kind IN ('approve', 'correct') AND d.item_version = i.current_version) OR d.kind = 'escalate')) \
+                               AND ((d.kind IN ('approve', 'correct') AND d.item_version = i.current_version) OR d.kind = 'escalate')){qa_exclusion} \
              ORDER BY i.due_at, i.received_at \
              LIMIT $4{lock}"
         );
@@ -383,6 +392,12 @@ impl Gate {
             return Err(GateError::unprocessable(
                 "role_cannot_decide",
                 format!("`{to_user}` is a {} and does not decide items", target.role),
+            ));
+        }
+        if super::qa::excludes(&mut wtx.tx, &row.item_id, &target.user_id).await? {
+            return Err(GateError::unprocessable(
+                "qa_excluded",
+                format!("`{to_user}` made the decision this QA item re-reviews"),
             ));
         }
         let device: Option<String> = on_tx!(&mut wtx.tx, conn => {

@@ -86,7 +86,7 @@ pub(crate) async fn insert_releases(
 }
 
 /// The `data` member of a stored log entry, byte for byte.
-fn entry_data(entry: &[u8]) -> Result<Box<serde_json::value::RawValue>, GateError> {
+pub(crate) fn entry_data(entry: &[u8]) -> Result<Box<serde_json::value::RawValue>, GateError> {
     #[derive(serde::Deserialize)]
     struct Entry<'a> {
         #[serde(borrow)]
