@@ -586,7 +586,7 @@ pub struct OverrideQuery {
     pub from: Option<String>,
     /// End (RFC 3339, exclusive); default: now.
     pub to: Option<String>,
-    /// `hour`, `day` (default) or `week`.
+    /// `hour` (for ranges up to 31 days), `day` (default) or `week`.
     pub bucket: Option<String>,
 }
 

@@ -848,6 +848,11 @@ both_backends!(reviewers_get_403_and_bad_parameters_get_clear_400s, |g| {
             "invalid_filter",
         ),
         (
+            "/v1/supervision/models/override-rate?bucket=hour",
+            400,
+            "range_too_long",
+        ),
+        (
             "/v1/supervision/models/corrected-fields?bucket=day",
             400,
             "invalid_filter",

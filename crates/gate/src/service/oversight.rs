@@ -43,6 +43,8 @@ const DEFAULT_FAST_SECONDS: u64 = 5;
 /// 1970-01-05, the first Monday after the epoch: weeks start on Mondays.
 const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
+/// Longest range of an hourly series (31 days: 744 points per model version).
+const MAX_HOURLY_MS: i64 = 31 * DAY_MS;
 
 /// An RFC 3339 time as milliseconds.
 pub(crate) fn parse_time(field: &str, text: &str) -> Result<i64, GateError> {
@@ -945,22 +947,31 @@ impl Gate {
         let (from, to) = (floor_to(from, unit, origin), ceil_to(to, unit, origin));
         let as_of = self.fresh().await?;
         let mut tx = self.db.begin_read().await?;
-        type HourRow = (String, String, i64, i64, i64, i64, i64, i64, i64, i64);
-        let rows: Vec<HourRow> = on_tx!(&mut tx, conn => {
-            let mut q = QueryBuilder::new("SELECT model_name, model_version, hour, decisions, overrides, approve, correct, escalate, qa_decisions, qa_overrides FROM model_hours WHERE hour >= ");
+        if unit == HOUR_MS && to - from > MAX_HOURLY_MS {
+            return Err(GateError::bad_request(
+                "range_too_long",
+                "hourly buckets cover at most 31 days; use `bucket=day` or `week` for longer",
+            ));
+        }
+        // Summed per bucket in the database: the hours of a long range are many rows.
+        type BucketRow = (String, String, i64, i64, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<BucketRow> = on_tx!(&mut tx, conn => {
+            let mut q = QueryBuilder::new("SELECT model_name, model_version, ((hour - ");
+            q.push_bind(origin).push(") / ").push_bind(unit).push(") * ").push_bind(unit).push(" + ").push_bind(origin)
+                .push(" AS bucket, CAST(SUM(decisions) AS BIGINT), CAST(SUM(overrides) AS BIGINT), CAST(SUM(approve) AS BIGINT), CAST(SUM(correct) AS BIGINT), CAST(SUM(escalate) AS BIGINT), CAST(SUM(qa_decisions) AS BIGINT), CAST(SUM(qa_overrides) AS BIGINT) FROM model_hours WHERE hour >= ");
             q.push_bind(from).push(" AND hour < ").push_bind(to);
             if let Some((name, version)) = model {
                 q.push(" AND model_name = ").push_bind(name.to_owned())
                     .push(" AND model_version = ").push_bind(version.to_owned());
             }
-            q.push(" ORDER BY model_name, model_version, hour");
+            q.push(" GROUP BY model_name, model_version, bucket ORDER BY model_name, model_version, bucket");
             q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
         });
-        let mut series: BTreeMap<String, BTreeMap<i64, OverridePoint>> = BTreeMap::new();
+        let mut series: BTreeMap<String, Vec<OverridePoint>> = BTreeMap::new();
         for (
             name,
             version,
-            hour,
+            start,
             decisions,
             overrides,
             approve,
@@ -970,42 +981,24 @@ impl Gate {
             qa_overrides,
         ) in rows
         {
-            let start = floor_to(hour, unit, origin);
-            let point = series
+            series
                 .entry(format!("{name}@{version}"))
                 .or_default()
-                .entry(start)
-                .or_insert_with(|| OverridePoint {
+                .push(OverridePoint {
                     start: ms_to_time(start),
-                    decisions: 0,
-                    overrides: 0,
-                    override_rate: 0.0,
-                    approve: 0,
-                    correct: 0,
-                    escalate: 0,
-                    qa_decisions: 0,
-                    qa_overrides: 0,
+                    decisions: count(decisions),
+                    overrides: count(overrides),
+                    override_rate: share(count(overrides), count(decisions)).unwrap_or(0.0),
+                    approve: count(approve),
+                    correct: count(correct),
+                    escalate: count(escalate),
+                    qa_decisions: count(qa_decisions),
+                    qa_overrides: count(qa_overrides),
                 });
-            point.decisions += count(decisions);
-            point.overrides += count(overrides);
-            point.approve += count(approve);
-            point.correct += count(correct);
-            point.escalate += count(escalate);
-            point.qa_decisions += count(qa_decisions);
-            point.qa_overrides += count(qa_overrides);
         }
         let series = series
             .into_iter()
-            .map(|(model, points)| OverrideSeries {
-                model,
-                points: points
-                    .into_values()
-                    .map(|mut p| {
-                        p.override_rate = share(p.overrides, p.decisions).unwrap_or(0.0);
-                        p
-                    })
-                    .collect(),
-            })
+            .map(|(model, points)| OverrideSeries { model, points })
             .collect();
         Ok(OverrideRateResponse {
             bucket: bucket.to_owned(),

@@ -614,10 +614,11 @@ impl Gate {
         }
         for chunk in devices.chunks(CHUNK) {
             reads.push(Read::Previous);
+            // One index probe per device for its latest folded decision (a filter on all of the
+            // device's facts would read each of them on every batch).
             selects.push(
-                Select::new("SELECT f.device_id, f.decided_at FROM decision_facts f WHERE f.device_id IN")
-                    .in_list(chunk.iter().map(String::as_str))
-                    .push(" AND f.device_seq = (SELECT MAX(g.device_seq) FROM decision_facts g WHERE g.device_id = f.device_id)"),
+                Select::new("SELECT d.device_id, (SELECT f.decided_at FROM decision_facts f WHERE f.device_id = d.device_id ORDER BY f.device_seq DESC LIMIT 1) AS decided_at FROM devices d WHERE d.device_id IN")
+                    .in_list(chunk.iter().map(String::as_str)),
             );
         }
         let mut versions: HashMap<VersionKey, VersionInfo> = HashMap::new();
@@ -633,7 +634,11 @@ impl Gate {
                     }
                 }
                 Read::Leases => lease_start.extend(set.decode::<(String, i64)>()?),
-                Read::Previous => previous.extend(set.decode::<(String, i64)>()?),
+                Read::Previous => previous.extend(
+                    set.decode::<(String, Option<i64>)>()?
+                        .into_iter()
+                        .filter_map(|(device, at)| at.map(|at| (device, at))),
+                ),
                 Read::Earlier => earlier_applied.extend(set.decode::<(String, i64)>()?),
                 Read::Qa => re_reviews.extend(set.decode::<(String, String)>()?),
             }
