@@ -572,3 +572,105 @@ async fn a_refused_decision_does_not_block_the_ones_behind_it_and_purge_keeps_th
     );
     gate.stop().await;
 }
+
+/// What a supervisor sees in `/v1/supervision/leases` and does there (withdraw one lease,
+/// reassign another to a colleague) reaches the offline desk as conflicts at its next sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_withdraw_and_reassign_reach_an_offline_desk_as_conflicts() {
+    keyring();
+    let gdir = temp();
+    let gate = TestGate::start(gdir.path()).await;
+    gate.ingest(&review_outputs("sv", 3)).await;
+    let (_ddir, desk) = gate.reviewer_desk("erin").await;
+    let (_odir, other) = gate.reviewer_desk("finn").await;
+    let supervisor = gate.supervisor_token("sara").await;
+    desk.claim(3, Some(8)).await.unwrap();
+    let queue = desk.queue().await.unwrap();
+
+    let http = reqwest::Client::new();
+    let leases: serde_json::Value = http
+        .get(format!("{}/v1/supervision/leases?reviewer=erin", gate.base))
+        .bearer_auth(&supervisor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = leases["leases"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{leases}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l["offline"] == true && l["device_name"] == "erin-laptop")
+    );
+    let lease_of = |item: Uuid| {
+        listed
+            .iter()
+            .find(|l| l["item_id"] == item.to_string())
+            .unwrap()["lease_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (withdrawn, reassigned, kept) = (queue[0].item_id, queue[1].item_id, queue[2].item_id);
+    let (status, body) = gate
+        .post_json(
+            &format!(
+                "/v1/leases/{}/withdraw?reason=rebalance",
+                lease_of(withdrawn)
+            ),
+            Some(&supervisor),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = gate
+        .post_json(
+            &format!("/v1/leases/{}/reassign", lease_of(reassigned)),
+            Some(&supervisor),
+            &json!({"to_user": "finn"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["lease"]["reviewer"], "finn");
+
+    for item in [withdrawn, reassigned, kept] {
+        desk.decide(req(item, DecisionKind::Approve)).await.unwrap();
+    }
+    let report = desk.sync(&|_| {}).await.unwrap();
+    assert_eq!(
+        (report.pushed, report.applied, report.conflicts),
+        (3, 1, 2),
+        "{report:?}"
+    );
+    let conflicts = desk.conflicts().await.unwrap();
+    let reason_of = |id: Uuid| {
+        conflicts
+            .iter()
+            .find(|c| c.item_id == id)
+            .unwrap()
+            .reason
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(reason_of(withdrawn), "withdrawn");
+    assert_eq!(reason_of(reassigned), "reassigned");
+    // finn's desk holds the reassigned item now.
+    let finns: serde_json::Value = http
+        .get(format!("{}/v1/supervision/leases?reviewer=finn", gate.base))
+        .bearer_auth(&supervisor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        finns["leases"][0]["item_id"],
+        reassigned.to_string(),
+        "{finns}"
+    );
+    assert_eq!(finns["leases"][0]["device_id"], other.account().device_id);
+    gate.stop().await;
+}
