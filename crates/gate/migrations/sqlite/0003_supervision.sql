@@ -82,7 +82,6 @@ CREATE INDEX decision_facts_by_user ON decision_facts (user_id, log_index);
 CREATE INDEX decision_facts_by_model ON decision_facts (model_name, model_version, log_index);
 CREATE INDEX decision_facts_by_time ON decision_facts (logged_at);
 CREATE INDEX decision_facts_by_item ON decision_facts (item_id, item_version);
-CREATE INDEX decision_facts_by_decision ON decision_facts (decision_id);
 CREATE INDEX decision_facts_by_device ON decision_facts (device_id, device_seq);
 CREATE INDEX decision_facts_by_outcome ON decision_facts (outcome, log_index) WHERE outcome <> 'applied';
 

@@ -36,8 +36,9 @@
 //! - **longest approval run**: the most consecutive applied approvals by one reviewer, in log
 //!   order, with no applied correction or escalation between.
 //!
-//! The circuit breaker is checked after each batch, so it trips a moment (normally well under a
-//! second) after the decision that crossed the threshold.
+//! The circuit breaker is checked after each batch, so it trips a moment after the decision
+//! that crossed the threshold: once pushes pause for 200 ms, and within about two seconds under
+//! steady load (or at once when a supervisor query folds first).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -72,6 +73,10 @@ const FOLD_BATCH: i64 = 500;
 const SAMPLE_BATCH: i64 = 200;
 /// Ids per `IN (...)` list.
 const CHUNK: usize = 400;
+/// The background fold waits for this long without a push or ingest before it runs...
+const FOLD_QUIET: Duration = Duration::from_millis(200);
+/// ...but no longer than this after the first one.
+const FOLD_AT_MOST_EVERY: Duration = Duration::from_secs(2);
 /// How far the log may grow past a stored position with nothing to fold before the position
 /// is stored anyway: a write per fold would queue behind (and hold up) the pushes, while a
 /// position left far behind makes every fold re-read a long stretch of the log.
@@ -85,6 +90,11 @@ pub struct Supervision {
     tripped: RwLock<Arc<HashSet<String>>>,
     /// Held while folding, so one process folds one batch at a time.
     fold: tokio::sync::Mutex<()>,
+    /// Log sizes up to which this process found no sampled release and no decision entry left
+    /// to fold. Stored positions move only when there is something to fold (or far behind);
+    /// without these, every fold would re-read the log from the stored position. Entries below
+    /// a size once read never change, so this holds whichever instance folds.
+    scanned: std::sync::Mutex<(i64, i64)>,
 }
 
 impl Supervision {
@@ -101,6 +111,21 @@ impl Supervision {
             .unwrap_or_default()
     }
 
+    fn scanned(&self) -> (i64, i64) {
+        self.scanned.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    fn note_scanned(&self, samples: Option<i64>, decisions: Option<i64>) {
+        if let Ok(mut scanned) = self.scanned.lock() {
+            if let Some(s) = samples {
+                scanned.0 = scanned.0.max(s);
+            }
+            if let Some(d) = decisions {
+                scanned.1 = scanned.1.max(d);
+            }
+        }
+    }
+
     fn set_tripped(&self, models: HashSet<String>) {
         if let Ok(mut slot) = self.tripped.write() {
             *slot = Arc::new(models);
@@ -114,8 +139,15 @@ pub async fn supervision_loop(gate: Arc<Gate>) {
     loop {
         let _woken =
             tokio::time::timeout(Duration::from_secs(1), gate.supervision.wake.notified()).await;
-        // Pushes that arrive together are folded together.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Fold once traffic pauses (or every couple of seconds under steady load): folding after
+        // each request would take CPU and turns on the SQLite writer from the requests
+        // themselves. Queries fold what is left themselves, so they never see stale figures.
+        let first = tokio::time::Instant::now();
+        while first.elapsed() < FOLD_AT_MOST_EVERY
+            && tokio::time::timeout(FOLD_QUIET, gate.supervision.wake.notified())
+                .await
+                .is_ok()
+        {}
         if let Err(e) = gate.fold_supervision().await {
             tracing::warn!(error = %e, "folding supervision statistics failed");
         }
@@ -438,9 +470,10 @@ impl Gate {
         if to_u64(start) >= size {
             return Ok(true);
         }
+        let from = start.max(self.supervision.scanned().0);
         let sampled: Vec<(i64, String)> = on_tx!(&mut tx, conn => {
             sqlx::query_as("SELECT release_seq, output_id FROM releases WHERE release_seq >= $1 AND release_seq < $2 AND qa_sampled = 1 ORDER BY release_seq LIMIT $3")
-                .bind(start)
+                .bind(from)
                 .bind(to_i64(size))
                 .bind(SAMPLE_BATCH)
                 .fetch_all(conn)
@@ -453,8 +486,11 @@ impl Gate {
             Some((seq, _)) if full => seq + 1,
             _ => to_i64(size),
         };
-        if sampled.is_empty() && end - start < UNSAVED_STRETCH {
-            return Ok(true);
+        if sampled.is_empty() {
+            self.supervision.note_scanned(Some(end), None);
+            if end - start < UNSAVED_STRETCH {
+                return Ok(true);
+            }
         }
         let mut wtx = WriteTx::begin(&self.db).await?;
         let moved = on_tx!(&mut wtx.tx, conn => {
@@ -474,6 +510,7 @@ impl Gate {
             self.queue_sample(&mut wtx, *release_seq, output_id).await?;
         }
         wtx.commit(&self.log).await?;
+        self.supervision.note_scanned(Some(end), None);
         if !sampled.is_empty() {
             metrics::counter!("countersign_qa_items_total", "origin" => "sample")
                 .increment(sampled.len() as u64);
@@ -495,9 +532,10 @@ impl Gate {
         if to_u64(start) >= size {
             return Ok((to_u64(start), true));
         }
+        let from = start.max(self.supervision.scanned().1);
         let rows: Vec<(i64, Vec<u8>)> = on_tx!(&mut tx, conn => {
             sqlx::query_as("SELECT idx, entry FROM log_entries WHERE idx >= $1 AND idx < $2 AND kind IN ('decided', 'conflict', 'rejected') ORDER BY idx LIMIT $3")
-                .bind(start)
+                .bind(from)
                 .bind(to_i64(size))
                 .bind(FOLD_BATCH)
                 .fetch_all(conn)
@@ -509,8 +547,11 @@ impl Gate {
             Some((idx, _)) if full => idx + 1,
             _ => to_i64(size),
         };
-        if rows.is_empty() && end - start < UNSAVED_STRETCH {
-            return Ok((to_u64(end), true));
+        if rows.is_empty() {
+            self.supervision.note_scanned(None, Some(end));
+            if end - start < UNSAVED_STRETCH {
+                return Ok((to_u64(end), true));
+            }
         }
         let mut logged = Vec::with_capacity(rows.len());
         for (_, bytes) in &rows {
@@ -519,7 +560,7 @@ impl Gate {
             let decision = signed_decision(&entry.data.jws)?;
             logged.push((entry, decision));
         }
-        let folded = self.fold_batch(&mut tx, start, &logged).await?;
+        let folded = self.fold_batch(&mut tx, from, &logged).await?;
         drop(tx);
 
         let mut wtx = self.db.begin_write_unlogged().await?;
@@ -537,6 +578,7 @@ impl Gate {
         }
         folded.write(&mut wtx).await?;
         wtx.commit().await?;
+        self.supervision.note_scanned(None, Some(end));
         folded.record_metrics();
         self.check_breakers(&folded.models_touched).await?;
         Ok((to_u64(end), !full))
