@@ -9,7 +9,7 @@ use base64::Engine as _;
 use common::{Desk, TestGate, outcome_of, output};
 use countersign_core::checkpoint::{NoteVerifier, verify_checkpoint};
 use countersign_core::merkle::{hash_from_slice, leaf_hash, verify_inclusion};
-use countersign_core::{Decision, DecisionKind, FieldEdit, V1, jws, new_id};
+use countersign_core::{DecisionKind, FieldEdit, jws, new_id};
 use countersign_gate::service::Role;
 use serde_json::{Value, json};
 
@@ -49,25 +49,13 @@ async fn decide_at(
         leased_ms,
     )
     .await;
-    let seq = desk.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    let decision = Decision {
-        v: V1,
-        decision_id: new_id(),
-        item_id: lease["item_id"].as_str().unwrap().parse().unwrap(),
-        item_version: u32::try_from(lease["item_version"].as_u64().unwrap()).unwrap(),
-        lease_id: lease["lease_id"].as_str().unwrap().parse().unwrap(),
-        lease_epoch: u32::try_from(lease["epoch"].as_u64().unwrap()).unwrap(),
-        evidence_sha256: claimed["evidence_sha256"].as_str().unwrap().to_owned(),
+    desk.decide_at(
+        claimed,
         kind,
         corrections,
-        reason_codes: reasons.iter().map(|r| (*r).to_owned()).collect(),
-        comment: None,
-        key_id: desk.key_id.clone(),
-        device_id: desk.device_id.clone(),
-        device_seq: seq,
-        decided_at: chrono::DateTime::from_timestamp_millis(leased_ms + took_ms).unwrap(),
-    };
-    jws::sign_decision(&decision, &desk.key).unwrap()
+        reasons,
+        chrono::DateTime::from_timestamp_millis(leased_ms + took_ms).unwrap(),
+    )
 }
 
 fn edit(field: &str, from: Value, to: Value) -> FieldEdit {

@@ -765,32 +765,20 @@ impl Gate {
             None => None,
         };
         // A time range becomes a range of log indices, so any index serves it.
-        let lower = match from {
-            Some(from) => {
-                let first: Option<i64> = on_tx!(&mut tx, conn => {
-                    sqlx::query_scalar("SELECT log_index FROM decision_facts WHERE logged_at >= $1 ORDER BY logged_at LIMIT 1")
-                        .bind(from)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(DbError::from)?
-                });
-                Some(first.unwrap_or(i64::MAX))
-            }
-            None => None,
+        let (first, last): (Option<i64>, Option<i64>) = if from.is_some() || to.is_some() {
+            on_tx!(&mut tx, conn => {
+                sqlx::query_as("SELECT (SELECT log_index FROM decision_facts WHERE logged_at >= $1 ORDER BY logged_at LIMIT 1), (SELECT log_index FROM decision_facts WHERE logged_at < $2 ORDER BY logged_at DESC LIMIT 1)")
+                    .bind(from.unwrap_or(i64::MIN))
+                    .bind(to.unwrap_or(i64::MAX))
+                    .fetch_one(conn)
+                    .await
+                    .map_err(DbError::from)?
+            })
+        } else {
+            (None, None)
         };
-        let upper = match to {
-            Some(to) => {
-                let last: Option<i64> = on_tx!(&mut tx, conn => {
-                    sqlx::query_scalar("SELECT log_index FROM decision_facts WHERE logged_at < $1 ORDER BY logged_at DESC LIMIT 1")
-                        .bind(to)
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(DbError::from)?
-                });
-                Some(last.map_or(-1, |l| l + 1))
-            }
-            None => None,
-        };
+        let lower = from.map(|_| first.unwrap_or(i64::MAX));
+        let upper = to.map(|_| last.map_or(-1, |l| l + 1));
         let fetch = i64::from(limit) + 1;
         let rows: Vec<FactRow> = on_tx!(&mut tx, conn => {
             let mut q = QueryBuilder::new("SELECT f.log_index, f.decision_id, f.user_id, f.device_id, f.item_id, f.item_version, f.queue, f.kind, f.outcome, f.outcome_code, f.model_name, f.model_version, f.lane, f.rule, f.policy_version, f.logged_at, f.decided_at, f.time_on_item_ms, f.due_at, f.sla_breached, f.overrode, f.changed_fields, u.name AS reviewer, (SELECT COUNT(*) FROM decision_flags g WHERE g.decision_id = f.decision_id) AS flags FROM decision_facts f LEFT JOIN users u ON u.user_id = f.user_id WHERE 1 = 1");
@@ -1322,8 +1310,8 @@ fn reviewer_summary(
     fast_bucket: usize,
 ) -> ReviewerStats {
     let applied = count(t.applied);
-    let fast: i64 = t.approve_histogram[..=fast_bucket].iter().sum();
-    let timed_approvals: i64 = t.approve_histogram.iter().sum();
+    let fast: i64 = t.approve_histogram.0[..=fast_bucket].iter().sum();
+    let timed_approvals: i64 = t.approve_histogram.0.iter().sum();
     #[allow(clippy::cast_precision_loss)]
     let mean = (t.timed > 0).then(|| t.time_on_item_ms as f64 / t.timed as f64);
     let mut upper_ms: Vec<Option<u64>> = TIME_BUCKETS_MS.iter().map(|u| Some(*u)).collect();
@@ -1346,7 +1334,7 @@ fn reviewer_summary(
         mean_time_on_item_ms: mean,
         time_on_item: TimeHistogram {
             upper_ms,
-            counts: t.time_histogram.iter().map(|c| count(*c)).collect(),
+            counts: t.time_histogram.0.iter().map(|c| count(*c)).collect(),
         },
         sla_breaches: count(t.sla_breaches),
         four_eyes: agreement(t.four_eyes_pairs, t.four_eyes_agreed),

@@ -245,8 +245,24 @@ struct Fact {
     changed_fields: Vec<String>,
 }
 
+/// Counts per time-on-item bucket, stored as a JSON array.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Histogram(pub [i64; BUCKETS]);
+
+impl From<String> for Histogram {
+    fn from(text: String) -> Self {
+        let mut out = [0; BUCKETS];
+        if let Ok(counts) = serde_json::from_str::<Vec<i64>>(&text) {
+            for (slot, count) in out.iter_mut().zip(counts) {
+                *slot = count;
+            }
+        }
+        Histogram(out)
+    }
+}
+
 /// A row of `reviewer_days`, as read and as written back.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub(crate) struct ReviewerDay {
     pub decisions: i64,
     pub applied: i64,
@@ -265,8 +281,10 @@ pub(crate) struct ReviewerDay {
     pub run_head: i64,
     pub run_tail: i64,
     pub run_max: i64,
-    pub time_histogram: [i64; BUCKETS],
-    pub approve_histogram: [i64; BUCKETS],
+    #[sqlx(try_from = "String")]
+    pub time_histogram: Histogram,
+    #[sqlx(try_from = "String")]
+    pub approve_histogram: Histogram,
 }
 
 pub(crate) const REVIEWER_DAY_COLUMNS: &str = "decisions, applied, approve, correct, escalate, conflict, rejected, timed, time_on_item_ms, sla_breaches, four_eyes_pairs, four_eyes_agreed, qa_pairs, qa_agreed, run_head, run_tail, run_max, time_histogram, approve_histogram";
@@ -319,31 +337,22 @@ impl ReviewerDay {
         self.four_eyes_agreed += later.four_eyes_agreed;
         self.qa_pairs += later.qa_pairs;
         self.qa_agreed += later.qa_agreed;
-        for (a, b) in self.time_histogram.iter_mut().zip(later.time_histogram) {
+        for (a, b) in self.time_histogram.0.iter_mut().zip(later.time_histogram.0) {
             *a += b;
         }
         for (a, b) in self
             .approve_histogram
+            .0
             .iter_mut()
-            .zip(later.approve_histogram)
+            .zip(later.approve_histogram.0)
         {
             *a += b;
         }
     }
 }
 
-fn histogram_from_text(text: &str) -> [i64; BUCKETS] {
-    let mut out = [0; BUCKETS];
-    if let Ok(counts) = serde_json::from_str::<Vec<i64>>(text) {
-        for (slot, count) in out.iter_mut().zip(counts) {
-            *slot = count;
-        }
-    }
-    out
-}
-
-fn histogram_text(h: &[i64; BUCKETS]) -> String {
-    serde_json::to_string(&h[..]).unwrap_or_else(|_| "[]".to_owned())
+fn histogram_text(h: &Histogram) -> String {
+    serde_json::to_string(&h.0[..]).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The bucket of a time on item.
@@ -839,9 +848,9 @@ impl Gate {
                 if let Some(ms) = time_on_item {
                     day.timed += 1;
                     day.time_on_item_ms += ms;
-                    day.time_histogram[bucket_of(ms)] += 1;
+                    day.time_histogram.0[bucket_of(ms)] += 1;
                     if d.kind == DecisionKind::Approve {
-                        day.approve_histogram[bucket_of(ms)] += 1;
+                        day.approve_histogram.0[bucket_of(ms)] += 1;
                     }
                 }
                 if fact.sla_breached {
@@ -1406,59 +1415,18 @@ impl Window {
     }
 }
 
-/// `reviewer_days` as one flat row.
+/// A `reviewer_days` row with its key.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ReviewerDayFlat {
     pub user_id: String,
     pub day: i64,
-    pub decisions: i64,
-    pub applied: i64,
-    pub approve: i64,
-    pub correct: i64,
-    pub escalate: i64,
-    pub conflict: i64,
-    pub rejected: i64,
-    pub timed: i64,
-    pub time_on_item_ms: i64,
-    pub sla_breaches: i64,
-    pub four_eyes_pairs: i64,
-    pub four_eyes_agreed: i64,
-    pub qa_pairs: i64,
-    pub qa_agreed: i64,
-    pub run_head: i64,
-    pub run_tail: i64,
-    pub run_max: i64,
-    pub time_histogram: String,
-    pub approve_histogram: String,
+    #[sqlx(flatten)]
+    pub stats: ReviewerDay,
 }
 
 impl ReviewerDayFlat {
     pub(crate) fn split(self) -> (String, i64, ReviewerDay) {
-        (
-            self.user_id,
-            self.day,
-            ReviewerDay {
-                decisions: self.decisions,
-                applied: self.applied,
-                approve: self.approve,
-                correct: self.correct,
-                escalate: self.escalate,
-                conflict: self.conflict,
-                rejected: self.rejected,
-                timed: self.timed,
-                time_on_item_ms: self.time_on_item_ms,
-                sla_breaches: self.sla_breaches,
-                four_eyes_pairs: self.four_eyes_pairs,
-                four_eyes_agreed: self.four_eyes_agreed,
-                qa_pairs: self.qa_pairs,
-                qa_agreed: self.qa_agreed,
-                run_head: self.run_head,
-                run_tail: self.run_tail,
-                run_max: self.run_max,
-                time_histogram: histogram_from_text(&self.time_histogram),
-                approve_histogram: histogram_from_text(&self.approve_histogram),
-            },
-        )
+        (self.user_id, self.day, self.stats)
     }
 }
 
@@ -1542,7 +1510,7 @@ impl Folded {
         for chunk in adds.chunks(100) {
             on_tx!(tx, conn => {
                 let mut q = QueryBuilder::new(format!("INSERT INTO reviewer_days (user_id, day, {REVIEWER_DAY_COLUMNS}) "));
-                let empty = histogram_text(&[0; BUCKETS]);
+                let empty = histogram_text(&Histogram::default());
                 q.push_values(chunk, |mut b, ((user, day), d)| {
                     b.push_bind(user.clone()).push_bind(*day);
                     for _ in 0..10 {

@@ -269,6 +269,18 @@ impl Desk {
         corrections: Vec<FieldEdit>,
         reasons: &[&str],
     ) -> String {
+        self.decide_at(claimed, kind, corrections, reasons, chrono::Utc::now())
+    }
+
+    /// [`Desk::decide`], signed as decided at `decided_at`.
+    pub fn decide_at(
+        &self,
+        claimed: &Value,
+        kind: DecisionKind,
+        corrections: Vec<FieldEdit>,
+        reasons: &[&str],
+        decided_at: chrono::DateTime<chrono::Utc>,
+    ) -> String {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let lease = &claimed["lease"];
         let decision = Decision {
@@ -286,7 +298,7 @@ impl Desk {
             key_id: self.key_id.clone(),
             device_id: self.device_id.clone(),
             device_seq: seq,
-            decided_at: chrono::Utc::now(),
+            decided_at,
         };
         jws::sign_decision(&decision, &self.key).unwrap()
     }
