@@ -470,12 +470,7 @@ impl Gate {
     async fn fold_samples(&self) -> Result<bool, GateError> {
         let mut tx = self.db.begin_read().await?;
         let size = self.log.size(&mut tx).await?;
-        let start: i64 = on_tx!(&mut tx, conn => {
-            sqlx::query_scalar("SELECT value FROM supervision_state WHERE key = 'qa_samples'")
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        let start = stored_position(&mut tx, "qa_samples").await?;
         if to_u64(start) >= size {
             return Ok(true);
         }
@@ -502,16 +497,7 @@ impl Gate {
             }
         }
         let mut wtx = WriteTx::begin(&self.db).await?;
-        let moved = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query("UPDATE supervision_state SET value = $1 WHERE key = 'qa_samples' AND value = $2")
-                .bind(end)
-                .bind(start)
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?
-                .rows_affected()
-        });
-        if moved != 1 {
+        if !move_position(&mut wtx.tx, "qa_samples", start, end).await? {
             // Another gate instance took this stretch.
             return Ok(false);
         }
@@ -532,12 +518,7 @@ impl Gate {
     async fn fold_decisions(&self) -> Result<(u64, bool), GateError> {
         let mut tx = self.db.begin_read().await?;
         let size = self.log.size(&mut tx).await?;
-        let start: i64 = on_tx!(&mut tx, conn => {
-            sqlx::query_scalar("SELECT value FROM supervision_state WHERE key = 'decisions'")
-                .fetch_one(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        let start = stored_position(&mut tx, "decisions").await?;
         if to_u64(start) >= size {
             return Ok((to_u64(start), true));
         }
@@ -573,16 +554,7 @@ impl Gate {
         drop(tx);
 
         let mut wtx = self.db.begin_write_unlogged().await?;
-        let moved = on_tx!(&mut wtx, conn => {
-            sqlx::query("UPDATE supervision_state SET value = $1 WHERE key = 'decisions' AND value = $2")
-                .bind(end)
-                .bind(start)
-                .execute(conn)
-                .await
-                .map_err(DbError::from)?
-                .rows_affected()
-        });
-        if moved != 1 {
+        if !move_position(&mut wtx, "decisions", start, end).await? {
             return Ok((to_u64(start), false));
         }
         folded.write(&mut wtx).await?;
@@ -1384,6 +1356,34 @@ fn closed_breaker() -> crate::api::supervision::BreakerState {
 
 pub(crate) fn default_breaker() -> crate::api::supervision::BreakerState {
     closed_breaker()
+}
+
+/// How far the fold got, as stored under `key` in `supervision_state`.
+async fn stored_position(tx: &mut Tx, key: &str) -> Result<i64, GateError> {
+    let value: i64 = on_tx!(tx, conn => {
+        sqlx::query_scalar("SELECT value FROM supervision_state WHERE key = $1")
+            .bind(key)
+            .fetch_one(conn)
+            .await
+            .map_err(DbError::from)?
+    });
+    Ok(value)
+}
+
+/// Moves the stored position `key` from `from` to `to` if nobody moved it meanwhile (another
+/// gate instance folding the same stretch); false if someone did.
+async fn move_position(tx: &mut Tx, key: &str, from: i64, to: i64) -> Result<bool, GateError> {
+    let moved = on_tx!(tx, conn => {
+        sqlx::query("UPDATE supervision_state SET value = $1 WHERE key = $2 AND value = $3")
+            .bind(to)
+            .bind(key)
+            .bind(from)
+            .execute(conn)
+            .await
+            .map_err(DbError::from)?
+            .rows_affected()
+    });
+    Ok(moved == 1)
 }
 
 /// `name@version` into its parts, as ingest accepts them.
