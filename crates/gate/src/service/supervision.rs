@@ -1050,18 +1050,19 @@ impl Gate {
 
     /// Trips the breakers of the model versions whose window now exceeds the threshold.
     async fn check_breakers(&self, models: &HashSet<(String, String)>) -> Result<(), GateError> {
-        let Some(policy) = self.active_policy() else {
-            return Ok(());
-        };
-        let Some(breaker) = policy.circuit_breaker() else {
-            return Ok(());
-        };
+        let breaker = self.active_policy().and_then(|p| p.circuit_breaker());
         for (name, version) in models {
             let mut tx = self.db.read_statement().await?;
-            let window = self.window(&mut tx, name, version, breaker.window).await?;
+            let size = breaker.map_or(DEFAULT_WINDOW, |b| b.window);
+            let window = self.window(&mut tx, name, version, size).await?;
             drop(tx);
+            // The gauge is the rate over the breaker's window (the last 200 decisions without
+            // one): what the breaker compares with its threshold.
             metrics::gauge!("countersign_model_override_rate", "model" => format!("{name}@{version}"))
                 .set(window.rate().unwrap_or(0.0));
+            let Some(breaker) = breaker else {
+                continue;
+            };
             if window.tripped {
                 continue;
             }
