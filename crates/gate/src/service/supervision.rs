@@ -543,13 +543,20 @@ impl Gate {
                 return Ok((to_u64(end), true));
             }
         }
-        let mut logged = Vec::with_capacity(rows.len());
-        for (_, bytes) in &rows {
-            let entry: LoggedDecision = serde_json::from_slice(bytes)
-                .map_err(|e| GateError::internal(format!("logged decision entry: {e}")))?;
-            let decision = signed_decision(&entry.data.jws)?;
-            logged.push((entry, decision));
-        }
+        // Parsing a batch of entries and their signed decisions takes milliseconds of CPU: on
+        // the blocking pool, so that it never holds up a request's task on the runtime.
+        let logged = tokio::task::spawn_blocking(move || {
+            let mut logged = Vec::with_capacity(rows.len());
+            for (_, bytes) in &rows {
+                let entry: LoggedDecision = serde_json::from_slice(bytes)
+                    .map_err(|e| GateError::internal(format!("logged decision entry: {e}")))?;
+                let decision = signed_decision(&entry.data.jws)?;
+                logged.push((entry, decision));
+            }
+            Ok::<_, GateError>(logged)
+        })
+        .await
+        .map_err(|e| GateError::internal(format!("folding decisions: {e}")))??;
         let folded = self.fold_batch(&mut tx, from, &logged).await?;
         drop(tx);
 
