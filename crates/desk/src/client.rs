@@ -55,6 +55,54 @@ impl GateClient {
         self.call(reqwest::Method::GET, path, None::<&()>).await
     }
 
+    /// GET `path` with `query` as its query string (fields that are `None` are left out).
+    pub async fn get_query<Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<T, DeskError> {
+        let query = serde_urlencoded::to_string(query)
+            .map_err(|e| DeskError::invalid_input(format!("query: {e}")))?;
+        if query.is_empty() {
+            self.get(path).await
+        } else {
+            self.get(&format!("{path}?{query}")).await
+        }
+    }
+
+    /// Streams the body of a GET to `out`, once: a download that fails part-way is started over
+    /// by the caller, never resumed into the same file. Returns the bytes written.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, DeskError> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| DeskError::unreachable(transport_text(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(refusal(status, path, &bytes));
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| DeskError::unreachable(transport_text(&e)))?
+        {
+            out.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        out.flush()?;
+        Ok(written)
+    }
+
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -132,15 +180,18 @@ impl GateClient {
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
             return Err(Failure::Transient(format!("the gate answered {status}")));
         }
-        Err(Failure::Final(
-            match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => DeskError::refused(&body.code, &body.message),
-                Err(_) => DeskError::refused(
-                    "http_error",
-                    &format!("the gate answered {status} to {path}"),
-                ),
-            },
-        ))
+        Err(Failure::Final(refusal(status, path, &bytes)))
+    }
+}
+
+/// The gate's `{code, message}` of a 4xx answer, or the status when the body is not one.
+fn refusal(status: reqwest::StatusCode, path: &str, body: &[u8]) -> DeskError {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(body) => DeskError::refused(&body.code, &body.message),
+        Err(_) => DeskError::refused(
+            "http_error",
+            &format!("the gate answered {status} to {path}"),
+        ),
     }
 }
 

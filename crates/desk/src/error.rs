@@ -21,6 +21,10 @@ pub enum ErrorCode {
     LogInconsistent,
     Storage,
     InvalidInput,
+    /// A supervisor's action asked for by an account that is not a supervisor or an admin.
+    NotSupervisor,
+    /// An exported audit bundle did not verify; nothing was kept.
+    BundleUnverified,
 }
 
 impl ErrorCode {
@@ -39,6 +43,8 @@ impl ErrorCode {
             ErrorCode::LogInconsistent => "log_inconsistent",
             ErrorCode::Storage => "storage",
             ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::NotSupervisor => "not_supervisor",
+            ErrorCode::BundleUnverified => "bundle_unverified",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 mod items;
 mod secrets;
 mod store;
+pub mod supervise;
 mod sync;
 pub mod types;
 
@@ -26,6 +27,7 @@ use uuid::Uuid;
 pub use client::backoff;
 pub use error::{DeskError, ErrorCode};
 pub use secrets::use_os_keyring;
+pub use supervise::types::*;
 pub use types::*;
 
 use client::GateClient;

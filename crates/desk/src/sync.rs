@@ -36,7 +36,7 @@ const PUSH_BATCH: usize = 500;
 /// still gets renewed many syncs (every 30 s) before it could lapse.
 const RENEW_WITHIN: chrono::Duration = chrono::Duration::hours(2);
 
-fn inconsistent(message: impl Into<String>) -> DeskError {
+pub(crate) fn inconsistent(message: impl Into<String>) -> DeskError {
     DeskError::new(ErrorCode::LogInconsistent, message)
 }
 
@@ -224,7 +224,7 @@ impl Desk {
     /// Accepts a signed checkpoint only if it extends the latest one this desk verified, proven
     /// by the gate's consistency proof. A smaller tree, a different root at the same size or a
     /// failing proof means the gate rewrote or forked its history.
-    async fn accept_checkpoint(
+    pub(crate) async fn accept_checkpoint(
         &self,
         client: &GateClient,
         checkpoint: &Checkpoint,
@@ -706,7 +706,7 @@ fn conflict_text(reason: ConflictReason) -> String {
     .to_owned()
 }
 
-fn decode_hashes(proof: &[String]) -> Result<Vec<Hash>, DeskError> {
+pub(crate) fn decode_hashes(proof: &[String]) -> Result<Vec<Hash>, DeskError> {
     proof
         .iter()
         .map(|h| {
