@@ -3,4 +3,4 @@
 /**
  * Stable, machine-readable error codes.
  */
-export type ErrorCode = "not_enrolled" | "already_enrolled" | "keyring_unavailable" | "keyring_locked" | "gate_unreachable" | "gate_refused" | "invalid_decision" | "not_found" | "already_decided" | "lease_lost" | "log_inconsistent" | "storage" | "invalid_input";
+export type ErrorCode = "not_enrolled" | "already_enrolled" | "keyring_unavailable" | "keyring_locked" | "gate_unreachable" | "gate_refused" | "invalid_decision" | "not_found" | "already_decided" | "lease_lost" | "log_inconsistent" | "storage" | "invalid_input" | "not_supervisor" | "bundle_unverified";
