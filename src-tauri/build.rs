@@ -14,6 +14,21 @@ const COMMANDS: &[&str] = &[
     "decisions",
     "conflicts",
     "purge",
+    "supervision_trail",
+    "supervision_decisions",
+    "supervision_rereview",
+    "supervision_flag",
+    "supervision_reviewers",
+    "supervision_models",
+    "supervision_override_rate",
+    "supervision_corrected_fields",
+    "supervision_reset_breaker",
+    "supervision_leases",
+    "supervision_withdraw",
+    "supervision_reassign",
+    "log_check",
+    "bundle_export",
+    "bundle_choose_dir",
 ];
 
 fn main() {

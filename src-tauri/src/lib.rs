@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod events;
 pub mod logging;
+pub mod supervise;
 pub mod webview;
 
 use std::path::PathBuf;
@@ -180,7 +181,25 @@ pub fn configure<R: Runtime>(builder: tauri::Builder<R>, data_dir: PathBuf) -> t
             commands::decisions,
             commands::conflicts,
             commands::purge,
+            supervise::supervision_trail,
+            supervise::supervision_decisions,
+            supervise::supervision_rereview,
+            supervise::supervision_flag,
+            supervise::supervision_reviewers,
+            supervise::supervision_models,
+            supervise::supervision_override_rate,
+            supervise::supervision_corrected_fields,
+            supervise::supervision_reset_breaker,
+            supervise::supervision_leases,
+            supervise::supervision_withdraw,
+            supervise::supervision_reassign,
+            supervise::log_check,
+            supervise::bundle_export,
+            supervise::bundle_choose_dir,
         ])
+        // The folder picker is opened by `bundle_choose_dir` from the shell; no capability grants
+        // the window the plugin's own commands.
+        .plugin(tauri_plugin_dialog::init())
         .manage(DeskState::new(data_dir))
         .setup(|app| {
             let state = app.state::<DeskState>();

@@ -304,3 +304,227 @@ fn reopening_the_app_opens_the_last_account() {
     assert_eq!(status["account"]["account_id"], account["account_id"]);
     assert_eq!(status["account"]["user_name"], "rob.reviewer");
 }
+
+/// A TCP relay in front of the gate that can be cut: once cut, connecting to it is refused and
+/// the connections it relayed are dropped, so anything still sent to the gate through it fails.
+struct Relay {
+    url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+fn relay_to(gate: &Gate) -> Relay {
+    let target = gate.base.trim_start_matches("http://").to_owned();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", std_listener.local_addr().unwrap());
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
+    let mut cut_listener = cut_rx.clone();
+    tauri::async_runtime::spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut inbound, _)) = accepted else { continue };
+                    let target = target.clone();
+                    let mut stop = cut_rx.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = stop.wait_for(|c| *c) => {}
+                        }
+                    });
+                }
+                // Dropping the listener closes the port: connections are refused from here on.
+                _ = cut_listener.wait_for(|c| *c) => return,
+            }
+        }
+    });
+    Relay { url, cut }
+}
+
+#[test]
+fn supervisor_commands_refuse_a_reviewer_without_asking_the_gate_and_serve_a_supervisor() {
+    let gate = start_gate();
+    let relay = relay_to(&gate);
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+
+    // rita (a reviewer) enrolls through the relay, decides one item and syncs it.
+    let rita = app.ok(
+        "enroll",
+        json!({"gateUrl": relay.url, "code": enrollment_code(&gate, "rita.reviewer"), "deviceName": "rita's laptop"}),
+    );
+    assert_eq!(rita["role"], "reviewer");
+    app.ok("claim", json!({"limit": 10, "offlineHours": 8}));
+    let queue = app.ok("queue", json!({}));
+    let limit = rita["authority_limit"].as_f64().unwrap();
+    let entry = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["lane"] == "review" && e["amount"].as_f64().is_some_and(|a| a <= limit))
+        .unwrap_or_else(|| panic!("no review item within {limit} in {queue}"))
+        .clone();
+    let saved = app.ok(
+        "decide",
+        json!({"request": {"item_id": entry["item_id"], "kind": "approve", "corrections": [], "reason_codes": [], "comment": null}}),
+    );
+    app.ok("sync", json!({"onProgress": "__CHANNEL__:3"}));
+
+    // With the gate out of reach, every supervisor command still answers `not_supervisor`: the
+    // desk refused before asking the gate (asking would have failed as `gate_unreachable`).
+    relay.cut.send(true).unwrap();
+    let some_id = "0190a5f0-0000-7000-8000-000000000000";
+    let out = tempfile::tempdir().unwrap();
+    for (cmd, args) in [
+        ("supervision_trail", json!({"itemId": entry["item_id"]})),
+        ("supervision_decisions", json!({"filter": {}})),
+        (
+            "supervision_rereview",
+            json!({"decisionId": saved["decision_id"], "reason": "look again"}),
+        ),
+        (
+            "supervision_flag",
+            json!({"decisionId": saved["decision_id"], "reason": "too fast"}),
+        ),
+        ("supervision_reviewers", json!({"filter": {}})),
+        ("supervision_models", json!({})),
+        ("supervision_override_rate", json!({"filter": {}})),
+        ("supervision_corrected_fields", json!({"filter": {}})),
+        (
+            "supervision_reset_breaker",
+            json!({"model": "credit@1", "reason": "fixed"}),
+        ),
+        ("supervision_leases", json!({"filter": {}})),
+        (
+            "supervision_withdraw",
+            json!({"leaseId": some_id, "reason": "reviewer away"}),
+        ),
+        (
+            "supervision_reassign",
+            json!({"leaseId": some_id, "toUser": "rob.reviewer"}),
+        ),
+        (
+            "bundle_export",
+            json!({"dir": out.path(), "from": "2026-01-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}),
+        ),
+        ("bundle_choose_dir", json!({})),
+    ] {
+        assert_error(&app.err(cmd, args), "not_supervisor");
+    }
+    // The log integrity check reads only the public log, so any desk may run it; without the
+    // gate it says the gate is out of reach.
+    assert_error(
+        &app.err("log_check", json!({"onProgress": "__CHANNEL__:4"})),
+        "gate_unreachable",
+    );
+    // The dialog plugin's own commands are not granted to the window: the shell opens the picker.
+    let refused = app.err(
+        "plugin:dialog|open",
+        json!({"options": {"directory": true}}),
+    );
+    assert!(
+        refused.as_str().is_some_and(|m| m.contains("not allowed")),
+        "{refused}"
+    );
+
+    // sue (a supervisor) on the same app, straight to the gate.
+    let sue = app.ok(
+        "enroll",
+        json!({"gateUrl": gate.base, "code": enrollment_code(&gate, "sue.supervisor"), "deviceName": "sue's laptop"}),
+    );
+    assert_eq!(sue["role"], "supervisor");
+    let page = app.ok(
+        "supervision_decisions",
+        json!({"filter": {"reviewer": "rita.reviewer", "kind": "approve"}}),
+    );
+    let found = page["decisions"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{page}");
+    assert_eq!(found[0]["decision_id"], saved["decision_id"]);
+    assert_eq!(
+        app.ok(
+            "supervision_decisions",
+            json!({"filter": {"kind": "correct"}})
+        )["decisions"],
+        json!([])
+    );
+
+    // The trail is verified on this desk: every step proven, the decision's signature checked.
+    let trail = app.ok("supervision_trail", json!({"itemId": entry["item_id"]}));
+    assert_eq!(trail["verified"], true, "{trail}");
+    assert_eq!(trail["checkpoint"]["signature"]["ok"], true);
+    let steps = trail["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().all(|s| s["inclusion"]["ok"] == true),
+        "{trail}"
+    );
+    let decided = steps
+        .iter()
+        .find(|s| s["stage"] == "decision")
+        .unwrap_or_else(|| panic!("no decision step in {trail}"));
+    assert_eq!(decided["decision"]["decision_id"], saved["decision_id"]);
+    assert_eq!(decided["decision"]["signature"]["ok"], true);
+    assert_eq!(decided["decision"]["reviewer"], "rita.reviewer");
+
+    // rita's offline leases, one withdrawn (a reason is required, checked before the gate).
+    let leases = app.ok(
+        "supervision_leases",
+        json!({"filter": {"reviewer": "rita.reviewer"}}),
+    );
+    let leases = leases.as_array().unwrap();
+    assert!(
+        !leases.is_empty() && leases.iter().all(|l| l["offline"] == true),
+        "{leases:?}"
+    );
+    let lease = &leases[0];
+    assert_error(
+        &app.err(
+            "supervision_withdraw",
+            json!({"leaseId": lease["lease_id"], "reason": "  "}),
+        ),
+        "invalid_input",
+    );
+    let withdrawn = app.ok(
+        "supervision_withdraw",
+        json!({"leaseId": lease["lease_id"], "reason": "rita is away this week"}),
+    );
+    assert_eq!(withdrawn["state"], "withdrawn");
+    let left = app.ok(
+        "supervision_leases",
+        json!({"filter": {"reviewer": "rita.reviewer"}}),
+    );
+    assert_eq!(left.as_array().unwrap().len(), leases.len() - 1);
+
+    // Model statistics: rita's approval counts as a human decision without an override.
+    let now = chrono::Utc::now();
+    let (from, to) = (
+        now - chrono::Duration::hours(2),
+        now + chrono::Duration::hours(1),
+    );
+    let rates = app.ok(
+        "supervision_override_rate",
+        json!({"filter": {"bucket": "hour", "from": from, "to": to}}),
+    );
+    let total: u64 = rates["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["points"].as_array().unwrap())
+        .map(|p| p["decisions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 1, "{rates}");
+    let models = app.ok("supervision_models", json!({}));
+    assert!(!models["models"].as_array().unwrap().is_empty(), "{models}");
+
+    // The log integrity check, with its progress on the channel.
+    app.progress.lock().unwrap().clear();
+    let report = app.ok("log_check", json!({"onProgress": "__CHANNEL__:5"}));
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["trail_entries"].as_u64().unwrap() >= steps.len() as u64);
+    let progress = app.progress.lock().unwrap().clone();
+    assert!(
+        progress.iter().any(|p| p["phase"] == "inclusion"),
+        "{progress:?}"
+    );
+}

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use countersign_desk::{
-    Account, CheckpointInfo, ClaimReport, CorrectionInput, DecideRequest, DecisionRecord,
-    DecisionState, DeskError, DeskStatus, ErrorCode, ItemDetail, PurgeReport, QueueEntry, QueueRow,
-    SavedDecision, SyncPhase, SyncProgress, SyncReport,
+    Account, BreakerState, BundleExport, CheckpointInfo, ClaimReport, CorrectedFields,
+    CorrectionInput, DecideRequest, DecisionFilter, DecisionPage, DecisionRecord, DecisionState,
+    DeskError, DeskStatus, ErrorCode, FlagRecord, IntegrityProgress, IntegrityReport, ItemDetail,
+    LeaseChange, LeaseFilter, ModelFilter, ModelsReport, OpenLease, OverrideReport, PurgeReport,
+    QueueEntry, QueueRow, RereviewResult, ReviewerFilter, ReviewerReport, SavedDecision, SyncPhase,
+    SyncProgress, SyncReport, TrailView,
 };
 use countersign_desk_app::SyncDone;
 use ts_rs::{Config, TS};
@@ -39,6 +42,25 @@ fn export_all(dir: &Path) {
     DeskError::export_all(&cfg).unwrap();
     ErrorCode::export_all(&cfg).unwrap();
     SyncDone::export_all(&cfg).unwrap();
+    // The supervisor mode's.
+    TrailView::export_all(&cfg).unwrap();
+    DecisionFilter::export_all(&cfg).unwrap();
+    DecisionPage::export_all(&cfg).unwrap();
+    ReviewerFilter::export_all(&cfg).unwrap();
+    ReviewerReport::export_all(&cfg).unwrap();
+    ModelFilter::export_all(&cfg).unwrap();
+    OverrideReport::export_all(&cfg).unwrap();
+    CorrectedFields::export_all(&cfg).unwrap();
+    ModelsReport::export_all(&cfg).unwrap();
+    BreakerState::export_all(&cfg).unwrap();
+    LeaseFilter::export_all(&cfg).unwrap();
+    OpenLease::export_all(&cfg).unwrap();
+    LeaseChange::export_all(&cfg).unwrap();
+    RereviewResult::export_all(&cfg).unwrap();
+    FlagRecord::export_all(&cfg).unwrap();
+    IntegrityProgress::export_all(&cfg).unwrap();
+    IntegrityReport::export_all(&cfg).unwrap();
+    BundleExport::export_all(&cfg).unwrap();
 }
 
 fn read_tree(root: &Path) -> BTreeMap<PathBuf, String> {

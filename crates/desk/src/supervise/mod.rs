@@ -58,18 +58,25 @@ impl Desk {
         SUPERVISOR_ROLES.contains(&self.account().role.as_str())
     }
 
+    /// `not_supervisor` unless this account's role may use the supervisor views; asks nothing
+    /// of the gate.
+    pub fn require_supervisor(&self) -> Result<(), DeskError> {
+        if self.is_supervisor() {
+            return Ok(());
+        }
+        Err(DeskError::new(
+            ErrorCode::NotSupervisor,
+            format!(
+                "{} is a {} here: only supervisors and admins see decision trails and statistics",
+                self.account().user_name,
+                self.account().role
+            ),
+        ))
+    }
+
     /// The gate client, for an account whose role supervises.
     async fn supervising(&self) -> Result<&GateClient, DeskError> {
-        if !self.is_supervisor() {
-            return Err(DeskError::new(
-                ErrorCode::NotSupervisor,
-                format!(
-                    "{} is a {} here: only supervisors and admins see decision trails and statistics",
-                    self.account().user_name,
-                    self.account().role
-                ),
-            ));
-        }
+        self.require_supervisor()?;
         self.client().await
     }
 
