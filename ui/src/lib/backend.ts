@@ -14,6 +14,24 @@ import type { QueueRow } from './generated/QueueRow';
 import type { SavedDecision } from './generated/SavedDecision';
 import type { SyncProgress } from './generated/SyncProgress';
 import type { SyncReport } from './generated/SyncReport';
+import type { BreakerState } from './generated/BreakerState';
+import type { BundleExport } from './generated/BundleExport';
+import type { CorrectedFields } from './generated/CorrectedFields';
+import type { DecisionFilter } from './generated/DecisionFilter';
+import type { DecisionPage } from './generated/DecisionPage';
+import type { FlagRecord } from './generated/FlagRecord';
+import type { IntegrityProgress } from './generated/IntegrityProgress';
+import type { IntegrityReport } from './generated/IntegrityReport';
+import type { LeaseChange } from './generated/LeaseChange';
+import type { LeaseFilter } from './generated/LeaseFilter';
+import type { ModelFilter } from './generated/ModelFilter';
+import type { ModelsReport } from './generated/ModelsReport';
+import type { OpenLease } from './generated/OpenLease';
+import type { OverrideReport } from './generated/OverrideReport';
+import type { RereviewResult } from './generated/RereviewResult';
+import type { ReviewerFilter } from './generated/ReviewerFilter';
+import type { ReviewerReport } from './generated/ReviewerReport';
+import type { TrailView } from './generated/TrailView';
 
 /** Codes of the desk plus `internal` for anything that did not come back as `{code, message}`. */
 export type FailureCode = string;
@@ -86,6 +104,57 @@ export const decisions = (limit: number) => call<DecisionRecord[]>('decisions', 
 export const conflicts = () => call<DecisionRecord[]>('conflicts');
 
 export const purge = (retentionDays: number) => call<PurgeReport>('purge', { retentionDays });
+
+// The supervisor mode's commands. The desk refuses them with `not_supervisor` for other roles
+// before asking the gate; the window offers them to supervisors and admins only.
+
+/** An item's decision trail, every part verified by this desk. */
+export const trail = (itemId: string) => call<TrailView>('supervision_trail', { itemId });
+
+export const searchDecisions = (filter: DecisionFilter) =>
+  call<DecisionPage>('supervision_decisions', { filter });
+
+export const rereview = (decisionId: string, reason: string) =>
+  call<RereviewResult>('supervision_rereview', { decisionId, reason });
+
+export const flagDecision = (decisionId: string, reason: string) =>
+  call<FlagRecord>('supervision_flag', { decisionId, reason });
+
+export const reviewerStats = (filter: ReviewerFilter) =>
+  call<ReviewerReport>('supervision_reviewers', { filter });
+
+export const modelStatuses = () => call<ModelsReport>('supervision_models');
+
+export const overrideRates = (filter: ModelFilter) =>
+  call<OverrideReport>('supervision_override_rate', { filter });
+
+export const correctedFields = (filter: ModelFilter) =>
+  call<CorrectedFields>('supervision_corrected_fields', { filter });
+
+export const resetBreaker = (model: string, reason: string) =>
+  call<BreakerState>('supervision_reset_breaker', { model, reason });
+
+export const openLeases = (filter: LeaseFilter) => call<OpenLease[]>('supervision_leases', { filter });
+
+export const withdrawLease = (leaseId: string, reason: string) =>
+  call<LeaseChange>('supervision_withdraw', { leaseId, reason });
+
+export const reassignLease = (leaseId: string, toUser: string) =>
+  call<LeaseChange>('supervision_reassign', { leaseId, toUser });
+
+/** The whole-log integrity check, with its progress. */
+export function checkLog(onProgress: (p: IntegrityProgress) => void): Promise<IntegrityReport> {
+  const channel = new Channel<IntegrityProgress>();
+  channel.onmessage = onProgress;
+  return call<IntegrityReport>('log_check', { onProgress: channel });
+}
+
+/** Writes and verifies the audit bundle of [from, to) in a new directory inside `dir`. */
+export const exportBundle = (dir: string, from: string, to: string) =>
+  call<BundleExport>('bundle_export', { dir, from, to });
+
+/** The system's folder picker, shown by the shell; null when cancelled. */
+export const chooseBundleDir = () => call<string | null>('bundle_choose_dir');
 
 /** Progress of the background sync the desk runs on its own. */
 export function onSyncProgress(handler: (p: SyncProgress) => void): Promise<UnlistenFn> {

@@ -43,6 +43,14 @@ const TITLES: Record<string, [string, string]> = {
   ],
   storage: ['Local storage failed', 'The desk could not read or write its database.'],
   invalid_input: ['Invalid input', 'Check the values you entered.'],
+  not_supervisor: [
+    'Only supervisors and admins may do this',
+    'Your account’s role does not include the supervisor views.',
+  ],
+  bundle_unverified: [
+    'The exported bundle did not verify',
+    'The bundle was written but failed its own check; do not hand it to an auditor. Tell the gate’s operators.',
+  ],
   internal: ['Something went wrong', 'The app reported an unexpected error.'],
 };
 
