@@ -6,9 +6,13 @@
 #
 # Standalone: `scripts/e2e.sh` (starts its own D-Bus session and gnome-keyring when none is given).
 # `scripts/e2e.sh bench` (`make bench-app`) instead measures the release build with e2e/bench.mjs.
+# `scripts/e2e.sh test tests/supervisor.test.mjs` runs only the files named (paths inside e2e/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-test}
+[ $# -gt 0 ] && shift
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=(tests/)
 
 if [ -z "${COUNTERSIGN_TEST_SESSION:-}" ] && [ -z "${COUNTERSIGN_E2E_SESSION:-}" ]; then
   keyrings=$(mktemp -d /tmp/countersign-keyrings.XXXXXX)
@@ -17,7 +21,7 @@ if [ -z "${COUNTERSIGN_TEST_SESSION:-}" ] && [ -z "${COUNTERSIGN_E2E_SESSION:-}"
   # The password only protects this throwaway keyring.
   dbus-run-session -- bash -c '
     printf "countersign-test" | gnome-keyring-daemon --components=secrets --daemonize --unlock >/dev/null
-    exec bash scripts/e2e.sh "$0"' "$mode"
+    exec bash scripts/e2e.sh "$@"' bash "$mode" "${tests[@]}"
   exit $?
 fi
 export NO_AT_BRIDGE=1
@@ -65,7 +69,7 @@ log=$(mktemp)
 set +e
 (cd e2e && xvfb-run -a -s "-screen 0 1400x900x24" \
   node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$log" tests/)
+  --test-reporter=tap --test-reporter-destination="$log" "${tests[@]}")
 status=$?
 set -e
 passed=$(grep -Ec '^    ok [0-9]+ ' "$log" || true)

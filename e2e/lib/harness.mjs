@@ -48,7 +48,9 @@ async function waitFor(what, probe, timeoutMs = 20_000) {
 
 /** A gate seeded with the German-credit demo; stop() and start() keep its database and port. */
 export class Gate {
-  constructor(work) {
+  /** `origin`: the log's origin line, for a gate whose log was created with another one. */
+  constructor(work, { origin } = {}) {
+    this.origin = origin;
     this.dir = join(work, 'gate');
     this.logFile = join(work, 'gate.log');
     this.credentialsFile = join(work, 'credentials.json');
@@ -69,7 +71,8 @@ export class Gate {
 
   async start() {
     const log = openSync(this.logFile, 'a');
-    this.proc = spawn(GATE_BIN, ['--data-dir', this.dir, 'serve', '--listen', `127.0.0.1:${this.port}`], {
+    const origin = this.origin ? ['--origin', this.origin] : [];
+    this.proc = spawn(GATE_BIN, ['--data-dir', this.dir, 'serve', ...origin, '--listen', `127.0.0.1:${this.port}`], {
       stdio: ['ignore', log, log],
     });
     await waitFor('the gate to answer /readyz', async () => (await fetch(`${this.url}/readyz`)).ok);

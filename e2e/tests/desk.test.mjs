@@ -136,6 +136,13 @@ describe('Countersign Desk window', () => {
     await (await el('enroll-submit')).click();
     await (await el('status-bar')).waitForDisplayed({ timeout: 20_000 });
     await waitUntil('the account in the status bar', async () => (await text('account')).includes(USER));
+    // A reviewer is offered no supervisor mode, and the window never loaded its code (loading
+    // it adds the chunk's stylesheet to the page; supervisor.test.mjs sees it there).
+    assert.equal((await browser.$$(tid('mode-supervise'))).length, 0);
+    const assets = await browser.execute(() =>
+      [...document.querySelectorAll('script[src], link[href]')].map((e) => e.getAttribute('src') ?? e.getAttribute('href')),
+    );
+    assert.ok(assets.some((a) => a.includes('index-')) && !assets.some((a) => a.includes('SupervisorView')), assets.join(' '));
   });
 
   it('claims a batch of items into the queue', async () => {
