@@ -495,6 +495,71 @@ fn supervisor_commands_refuse_a_reviewer_without_asking_the_gate_and_serve_a_sup
         json!({"filter": {"reviewer": "rita.reviewer"}}),
     );
     assert_eq!(left.as_array().unwrap().len(), leases.len() - 1);
+    // Another of rita's items goes to rob, once he has a desk; his lease is a new one.
+    let moved = &left.as_array().unwrap()[0];
+    let reassign = json!({"leaseId": moved["lease_id"], "toUser": "rob.reviewer"});
+    let refused = app.err("supervision_reassign", reassign.clone());
+    assert_error(&refused, "gate_refused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("no enrolled desk"),
+        "{refused}"
+    );
+    let rob_dir = tempfile::tempdir().unwrap();
+    tauri::async_runtime::block_on(countersign_desk::Desk::enroll(
+        rob_dir.path(),
+        &gate.base,
+        &enrollment_code(&gate, "rob.reviewer"),
+        "rob's laptop",
+    ))
+    .unwrap();
+    let reassigned = app.ok("supervision_reassign", reassign);
+    assert_eq!(reassigned["state"], "active");
+    assert_eq!(reassigned["item_id"], moved["item_id"]);
+    assert_ne!(reassigned["lease_id"], moved["lease_id"]);
+    let robs = app.ok(
+        "supervision_leases",
+        json!({"filter": {"reviewer": "rob.reviewer"}}),
+    );
+    assert_eq!(robs.as_array().unwrap().len(), 1, "{robs}");
+
+    // A flag is logged and shown with the decision in its trail; a re-review makes a QA item.
+    let flag = app.ok(
+        "supervision_flag",
+        json!({"decisionId": saved["decision_id"], "reason": "approved in under a second"}),
+    );
+    assert_eq!(flag["flagged_by"], "sue.supervisor");
+    let flagged = app.ok("supervision_trail", json!({"itemId": entry["item_id"]}));
+    let flags = flagged["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "decision")
+        .map(|s| s["decision"]["flags"].clone())
+        .unwrap();
+    assert_eq!(flags[0]["reason"], "approved in under a second", "{flags}");
+    let rereview = app.ok(
+        "supervision_rereview",
+        json!({"decisionId": saved["decision_id"], "reason": "sample check"}),
+    );
+    assert_eq!(rereview["qa"]["origin"], "re_review");
+    assert_eq!(rereview["qa"]["decision_id"], saved["decision_id"]);
+
+    // rita's figures: one approval, applied.
+    let reviewers = app.ok(
+        "supervision_reviewers",
+        json!({"filter": {"reviewer": "rita.reviewer", "from": null, "to": null, "fast_seconds": 5}}),
+    );
+    let stats = &reviewers["reviewers"][0];
+    assert_eq!(stats["reviewer"], "rita.reviewer", "{reviewers}");
+    assert_eq!(
+        (stats["decisions"].clone(), stats["approve"].clone()),
+        (json!(1), json!(1))
+    );
+    let fields = app.ok("supervision_corrected_fields", json!({"filter": {}}));
+    assert_eq!(fields["models"], json!([]), "no corrections yet: {fields}");
 
     // Model statistics: rita's approval counts as a human decision without an override.
     let now = chrono::Utc::now();
@@ -527,4 +592,14 @@ fn supervisor_commands_refuse_a_reviewer_without_asking_the_gate_and_serve_a_sup
         progress.iter().any(|p| p["phase"] == "inclusion"),
         "{progress:?}"
     );
+
+    // The audit bundle of the last hours, written into a new directory and verified there.
+    let bundle = app.ok(
+        "bundle_export",
+        json!({"dir": out.path(), "from": from, "to": chrono::Utc::now()}),
+    );
+    let path = std::path::PathBuf::from(bundle["path"].as_str().unwrap());
+    assert_eq!(path.parent(), Some(out.path()), "{bundle}");
+    assert!(path.join("manifest.json").is_file(), "{bundle}");
+    assert!(bundle["decisions"].as_u64().unwrap() >= 1, "{bundle}");
 }

@@ -66,6 +66,20 @@ describe('decision search', () => {
     expect(invoke).toHaveBeenCalledTimes(1);
   });
 
+  it('lists one reviewer’s decisions from the reviewer table, with the other filters cleared', async () => {
+    invoke.mockResolvedValue({ decisions: [], next_cursor: null, as_of_log_size: 1 });
+    const sv = new SupervisorState();
+    sv.form.kind = 'correct';
+    sv.tab = 'reviewers';
+    sv.searchReviewer('rob.reviewer');
+    expect(sv.tab).toBe('decisions');
+    await vi.waitFor(() => expect(sv.searched).toBe(true));
+    expect(calls('supervision_decisions')).toEqual([{ filter: expect.objectContaining({ reviewer: 'rob.reviewer', kind: null }) }]);
+    // The tab counts as loaded: opening it does not search again.
+    sv.open('decisions');
+    expect(calls('supervision_decisions')).toHaveLength(1);
+  });
+
   it('shows a refusal in words with its code', async () => {
     invoke.mockRejectedValueOnce({ code: 'not_supervisor', message: 'rita.reviewer is a reviewer here' });
     const sv = new SupervisorState();

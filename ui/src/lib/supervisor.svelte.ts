@@ -144,6 +144,15 @@ export class SupervisorState {
     }
   }
 
+  /** The decisions of one reviewer, from the reviewer table. */
+  searchReviewer(reviewer: string): void {
+    this.form = { ...EMPTY_SEARCH, reviewer };
+    this.closeTrail();
+    this.tab = 'decisions';
+    this.loaded.add('decisions');
+    void this.search();
+  }
+
   clearSearch(): void {
     this.form = { ...EMPTY_SEARCH };
     void this.search();
