@@ -236,6 +236,15 @@ describe('Countersign Desk supervisor mode', () => {
     await dismissNotices();
   });
 
+  it('switches to the review queue and back, where it left off', async () => {
+    await (await el('mode-review')).click();
+    await (await el('item-none')).waitForDisplayed();
+    assert.equal((await browser.$$(tid('supervisor-view'))).length, 0);
+    await (await el('mode-supervise')).click();
+    await (await el('model-table')).waitForDisplayed();
+    assert.equal(await attr('tab-models', 'aria-selected'), 'true');
+  });
+
   it('withdraws an open lease, with a reason, and the reviewer’s desk learns it', async () => {
     await (await el('tab-leases')).click();
     await waitUntil('open leases', async () => (await browser.$$(tid('lease-row'))).length > 0, 20_000);

@@ -16,7 +16,7 @@ vi.mock('@tauri-apps/api/core', () => ({
 }));
 vi.mock('@tauri-apps/api/event', () => ({ listen: async () => () => undefined }));
 
-const { SupervisorState } = await import('../src/lib/supervisor.svelte');
+const { SupervisorState, supervisorState } = await import('../src/lib/supervisor.svelte');
 
 const calls = (cmd: string) => invoke.mock.calls.filter((c) => c[0] === cmd).map((c) => c[1]);
 const localIso = (y: number, m: number, d: number) => new Date(y, m - 1, d).toISOString();
@@ -24,6 +24,15 @@ const localIso = (y: number, m: number, d: number) => new Date(y, m - 1, d).toIS
 beforeEach(() => {
   invoke.mockReset();
   channels.length = 0;
+});
+
+describe('the mode’s state', () => {
+  it('is one for the window, so leaving the mode and coming back keeps it', () => {
+    const first = supervisorState();
+    first.tab = 'leases';
+    expect(supervisorState()).toBe(first);
+    expect(supervisorState().tab).toBe('leases');
+  });
 });
 
 describe('decision search', () => {

@@ -366,3 +366,11 @@ export class SupervisorState {
     }
   }
 }
+
+let shared: SupervisorState | null = null;
+
+/** The supervisor mode's state, made on first use and kept while the window lives. */
+export function supervisorState(): SupervisorState {
+  shared ??= new SupervisorState();
+  return shared;
+}
