@@ -167,6 +167,7 @@ describe('Countersign Desk supervisor mode', () => {
       const rows = await all(tid('decision-row'));
       return rows.length > 0 && rows.every((r) => r.reviewer === 'reviewer-001' && r.kind === 'correct');
     });
+    await screenshot(browser, 'supervisor-decisions');
   });
 
   it('opens the trail of a seeded correction, verified on the desk', async () => {
