@@ -13,6 +13,7 @@ vi.mock('@tauri-apps/api/core', () => ({
 vi.mock('@tauri-apps/api/event', () => ({ listen: async () => () => undefined }));
 
 const { DeskState } = await import('../src/lib/desk.svelte');
+const { countRows } = await import('../src/lib/queue');
 
 const entries = ['a', 'b', 'c'].map((id, i) =>
   entry({ item_id: id, subject: `application-${id}`, due_at: `2026-11-24T1${i}:00:00Z` }),
@@ -132,6 +133,33 @@ describe('deciding in the app state', () => {
     expect(d.selectedId).toBe('b');
     await vi.waitFor(() => expect(d.detail?.entry.item_id).toBe('b'));
     expect(d.decideFailure?.code).toBe('storage');
+  });
+
+  it('keeps the filtered list and the counts right through approvals', async () => {
+    const d = await ready();
+    d.setFilter({ text: 'application' });
+    expect(d.visible.map((r) => r.entry.item_id)).toEqual(['a', 'b', 'c']);
+    for (const [id, next] of [
+      ['a', 'b'],
+      ['b', 'c'],
+    ] as const) {
+      expect(d.selectedId).toBe(id);
+      await vi.waitFor(() => expect(d.detail?.entry.item_id).toBe(id));
+      const saving = d.decide('approve');
+      await vi.waitFor(() => expect(decideResolvers).toHaveLength(1));
+      decideResolvers.shift()!({ decision_id: `d-${id}`, device_seq: 1, item_id: id, kind: 'approve', saved_at: '' });
+      expect(await saving).toBe(true);
+      expect(d.selectedId).toBe(next);
+      // The same answers as filtering and counting the remaining rows from scratch.
+      expect(d.visible.map((r) => r.entry.item_id)).toEqual(d.rows.map((r) => r.entry.item_id));
+      expect(d.counts).toEqual(countRows(d.rows, d.coarseNow));
+      expect(d.counts.total).toBe(d.rows.length);
+      expect(d.visibleIndexOf(next)).toBe(d.visible.findIndex((r) => r.entry.item_id === next));
+    }
+    // A filter that hides the rest.
+    d.setFilter({ text: 'nothing' });
+    expect(d.visible).toEqual([]);
+    expect(d.visibleIndexOf('c')).toBe(-1);
   });
 
   it('does not approve a human-only item', async () => {

@@ -1,5 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { applyFilter, countRows, neighbour, nextAfterRemoval, NO_FILTER, sameQueue, sortRows } from '../src/lib/queue';
+import {
+  applyFilter,
+  countRows,
+  countsWithout,
+  indexOfRow,
+  isNoFilter,
+  neighbour,
+  neighbourAt,
+  nextAfterRemoval,
+  nextAfterRemovalAt,
+  NO_FILTER,
+  sameQueue,
+  sortRows,
+  toRow,
+  withoutIndex,
+} from '../src/lib/queue';
 import { entry } from './fixtures';
 
 const now = Date.parse('2026-11-24T12:00:00Z');
@@ -89,6 +104,58 @@ describe('moving through the queue', () => {
     expect(nextAfterRemoval(rows, 'z')).toBe('c');
     expect(nextAfterRemoval(rows.slice(0, 1), 'a')).toBeNull();
     expect(nextAfterRemoval(rows, 'not-there')).toBe('a');
+  });
+});
+
+describe('removing one row without a pass over the queue', () => {
+  const rows = sortRows(entries);
+
+  it('finds every row by binary search, and not a row that is absent', () => {
+    rows.forEach((r, i) => expect(indexOfRow(rows, r)).toBe(i));
+    expect(indexOfRow(rows, toRow(entry({ item_id: 'gone', due_at: '2026-11-24T13:00:00Z' })))).toBe(-1);
+    expect(indexOfRow([], rows[0]!)).toBe(-1);
+    // In a filtered list, a row the filter hid is not found.
+    const review = applyFilter(rows, { ...NO_FILTER, lane: 'review' }, now);
+    expect(indexOfRow(review, rows[0]!)).toBe(-1);
+    expect(indexOfRow(review, rows[1]!)).toBe(0);
+  });
+
+  it('finds rows among 10 000 like a pass over them would', () => {
+    const many = sortRows(
+      Array.from({ length: 10000 }, (_, i) =>
+        entry({ item_id: `i${i}`, subject: `s${i % 7}`, due_at: new Date(now + (i % 97) * 60000).toISOString() }),
+      ),
+    );
+    for (const i of [0, 1, 4999, 9998, 9999]) expect(indexOfRow(many, many[i]!)).toBe(i);
+  });
+
+  it('copies a list without one element', () => {
+    expect(withoutIndex(['a', 'b', 'c'], 1)).toEqual(['a', 'c']);
+    expect(withoutIndex(['a', 'b', 'c'], 0)).toEqual(['b', 'c']);
+    expect(withoutIndex(['a', 'b', 'c'], 2)).toEqual(['a', 'b']);
+  });
+
+  it('counts without a row as counting again would', () => {
+    const counts = countRows(rows, now);
+    for (let i = 0; i < rows.length; i++) {
+      expect(countsWithout(counts, rows[i]!, now)).toEqual(countRows(withoutIndex(rows, i), now));
+    }
+  });
+
+  it('moves and advances by index as by id', () => {
+    rows.forEach((r, i) => {
+      for (const step of [1, -1] as const) expect(neighbourAt(rows, i, step)).toBe(neighbour(rows, r.entry.item_id, step));
+      expect(nextAfterRemovalAt(rows, i)).toBe(nextAfterRemoval(rows, r.entry.item_id));
+    });
+    expect(neighbourAt(rows, -1, 1)).toBe('a');
+    expect(neighbourAt(rows, -1, -1)).toBe('z');
+  });
+
+  it('knows a filter that lets everything through', () => {
+    expect(isNoFilter(NO_FILTER)).toBe(true);
+    expect(isNoFilter({ ...NO_FILTER, text: '  ' })).toBe(true);
+    expect(isNoFilter({ ...NO_FILTER, lane: 'review' })).toBe(false);
+    expect(isNoFilter({ ...NO_FILTER, overdueOnly: true })).toBe(false);
   });
 });
 

@@ -112,6 +112,53 @@ export function countRows(rows: readonly Row[], nowMs: number): Counts {
 }
 
 /**
+ * Where `row` is in `sorted` (ordered by compareRows, as sortRows leaves it), found by binary
+ * search; -1 when it is not there. An approval removes one row from 10 000: this finds it in
+ * about 14 comparisons instead of a pass over the list.
+ */
+export function indexOfRow(sorted: readonly Row[], row: Row): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareRows(sorted[mid]!, row) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return sorted[lo]?.entry.item_id === row.entry.item_id ? lo : -1;
+}
+
+/** A copy of `xs` without the element at `index`. */
+export function withoutIndex<T>(xs: readonly T[], index: number): T[] {
+  return xs.slice(0, index).concat(xs.slice(index + 1));
+}
+
+/** Whether a filter lets every row through (then the visible list is the queue itself). */
+export function isNoFilter(filter: QueueFilter): boolean {
+  return filter.lane === 'all' && !filter.overdueOnly && filter.text.trim() === '';
+}
+
+/** `counts` (of `countRows(rows, nowMs)`) once `row` has left `rows`, without counting again. */
+export function countsWithout(counts: Counts, row: Row, nowMs: number): Counts {
+  const byLane = { ...counts.byLane };
+  byLane[row.entry.lane] = Math.max(0, (byLane[row.entry.lane] ?? 0) - 1);
+  return {
+    total: Math.max(0, counts.total - 1),
+    overdue: counts.overdue - (row.dueMs <= nowMs ? 1 : 0),
+    offline: counts.offline - (row.entry.offline ? 1 : 0),
+    byLane,
+  };
+}
+
+/**
+ * The item to show after the row at `index` leaves the visible list: the one that took its
+ * place, else the one before it, else nothing.
+ */
+export function nextAfterRemovalAt(visibleBefore: readonly Row[], index: number): string | null {
+  const after = visibleBefore[index + 1] ?? visibleBefore[index - 1];
+  return after?.entry.item_id ?? null;
+}
+
+/**
  * The item to show after `removedId` leaves the visible list: the one that took its place, else
  * the one before it, else nothing.
  */
@@ -121,17 +168,21 @@ export function nextAfterRemoval(
 ): string | null {
   const index = visibleBefore.findIndex((r) => r.entry.item_id === removedId);
   if (index < 0) return visibleBefore[0]?.entry.item_id ?? null;
-  const after = visibleBefore[index + 1] ?? visibleBefore[index - 1];
-  return after?.entry.item_id ?? null;
+  return nextAfterRemovalAt(visibleBefore, index);
+}
+
+/** The neighbour of the row at `index` in `rows` (-1: none selected), `step` = +1 or -1, clamped. */
+export function neighbourAt(rows: readonly Row[], index: number, step: 1 | -1): string | null {
+  if (rows.length === 0) return null;
+  if (index < 0) return rows[step === 1 ? 0 : rows.length - 1]!.entry.item_id;
+  const target = Math.min(rows.length - 1, Math.max(0, index + step));
+  return rows[target]!.entry.item_id;
 }
 
 /** The neighbour of `currentId` in `rows`, `step` = +1 (next) or -1 (previous), clamped. */
 export function neighbour(rows: readonly Row[], currentId: string | null, step: 1 | -1): string | null {
-  if (rows.length === 0) return null;
   const index = currentId === null ? -1 : rows.findIndex((r) => r.entry.item_id === currentId);
-  if (index < 0) return rows[step === 1 ? 0 : rows.length - 1]!.entry.item_id;
-  const target = Math.min(rows.length - 1, Math.max(0, index + step));
-  return rows[target]!.entry.item_id;
+  return neighbourAt(rows, index, step);
 }
 
 export const LANE_WORDS: Record<Lane, string> = {
