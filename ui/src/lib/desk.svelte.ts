@@ -95,6 +95,11 @@ export class DeskState {
   private readonly guard = new DecisionGuard();
   private timers: ReturnType<typeof setInterval>[] = [];
   private unlisten: (() => void)[] = [];
+  private listening: Promise<void> | null = null;
+  private stopped = false;
+  /** Status answers can arrive out of order; only the latest asked for is shown. */
+  private statusAsked = 0;
+  private statusShown = 0;
 
   async start(): Promise<void> {
     this.timers.push(
@@ -105,8 +110,11 @@ export class DeskState {
     // the first rows, and an unenrolled desk answers it with the same refusal.
     const queue = backend.queue();
     queue.catch(() => undefined);
+    // Listening before anything else: the desk's background sync starts as soon as an account is
+    // open (at enrollment too), and an event sent before the listener exists is lost.
+    const listening = this.listenSync();
     try {
-      this.status = await backend.status();
+      await this.fetchStatus();
     } catch (raw) {
       const failure = toFailure(raw);
       if (failure.code === 'not_enrolled') {
@@ -117,10 +125,11 @@ export class DeskState {
       }
       return;
     }
-    await this.enterReady(queue);
+    await this.enterReady(queue, listening);
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     for (const u of this.unlisten) u();
     this.timers = [];
@@ -129,15 +138,35 @@ export class DeskState {
 
   async enroll(gateUrl: string, code: string, deviceName: string): Promise<void> {
     const name = deviceName.trim();
+    // The shell starts the new account's sync before `enroll` answers: its end must find us
+    // listening, or the status bar would say "never synced" until the next poll.
+    const listening = this.listenSync();
+    await listening;
     await backend.enroll(gateUrl.trim(), code.trim(), name === '' ? null : name);
-    this.status = await backend.status();
-    await this.enterReady();
+    await this.fetchStatus();
+    await this.enterReady(undefined, listening);
   }
 
-  private async enterReady(queue?: Promise<QueueRow[]>): Promise<void> {
+  /** Asks for the desk's status and shows it, unless a later request's answer came first. */
+  private async fetchStatus(): Promise<DeskStatus> {
+    const asked = ++this.statusAsked;
+    const status = await backend.status();
+    if (asked > this.statusShown) {
+      this.statusShown = asked;
+      this.status = status;
+    }
+    return this.status ?? status;
+  }
+
+  private async enterReady(queue?: Promise<QueueRow[]>, listening = this.listenSync()): Promise<void> {
     this.phase = 'ready';
     this.timers.push(setInterval(() => void this.refreshStatus(), STATUS_EVERY_MS));
-    const listening = Promise.all([
+    await Promise.all([listening, this.refreshQueue(queue)]);
+  }
+
+  /** Listens to the background sync's events, once for the life of this state. */
+  private listenSync(): Promise<void> {
+    this.listening ??= Promise.all([
       backend.onSyncProgress((p) => {
         this.syncing = true;
         this.sync = p;
@@ -151,11 +180,14 @@ export class DeskState {
         void this.afterSync('report' in result ? result.report : null);
       }),
     ]).then(
-      (unlisten) => void this.unlisten.push(...unlisten),
+      (unlisten) => {
+        if (this.stopped) for (const u of unlisten) u();
+        else this.unlisten.push(...unlisten);
+      },
       // Without events the app still works; the Sync button and polling cover it.
       (raw) => console.warn('sync events unavailable', raw),
     );
-    await Promise.all([listening, this.refreshQueue(queue)]);
+    return this.listening;
   }
 
   async refreshAll(): Promise<void> {
@@ -168,7 +200,7 @@ export class DeskState {
    * disagrees with the list (see refreshStatus).
    */
   private async afterSync(report: SyncReport | null): Promise<void> {
-    if (report && Number(report.withdrawn) + Number(report.superseded) > 0) {
+    if (this.phase === 'ready' && report && Number(report.withdrawn) + Number(report.superseded) > 0) {
       await this.refreshAll();
     } else {
       await this.refreshStatus();
@@ -176,14 +208,16 @@ export class DeskState {
   }
 
   async refreshStatus(): Promise<void> {
+    let status: DeskStatus;
     try {
-      this.status = await backend.status();
+      status = await this.fetchStatus();
     } catch (raw) {
       console.warn('status failed', raw);
       return;
     }
     // Leases that expire, or items another path added, show up as a different count.
-    if (Number(this.status.queue_count) !== this.rows.length && this.deciding === null) {
+    if (this.phase !== 'ready') return;
+    if (Number(status.queue_count) !== this.rows.length && this.deciding === null) {
       void this.refreshQueue();
     }
   }
