@@ -153,6 +153,27 @@ impl AuditLog {
                 None => missing.push(*id),
             }
         }
+        // Leaves are not stored as nodes: a leaf's hash is that of its entry, which the log
+        // keeps anyway, so the writer saves one row per entry and proofs hash the few they need.
+        let (leaves, missing): (Vec<NodeId>, Vec<NodeId>) =
+            missing.into_iter().partition(|id| id.level == 0);
+        for chunk in leaves.chunks(INSERT_CHUNK) {
+            let rows: Vec<(i64, Vec<u8>)> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new("SELECT idx, entry FROM log_entries WHERE idx IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(to_i64(id.index));
+                }
+                q.push(")");
+                q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
+            });
+            let fetched: Vec<(NodeId, Hash)> = rows
+                .into_iter()
+                .map(|(idx, entry)| (NodeId::new(0, to_u64(idx)), merkle::leaf_hash(&entry)))
+                .collect();
+            self.remember(&fetched);
+            found.extend(fetched);
+        }
         for chunk in missing.chunks(INSERT_CHUNK) {
             let rows: Vec<(i64, i64, Vec<u8>)> = on_tx!(tx, conn => {
                 let mut q = QueryBuilder::new("SELECT level, idx, hash FROM log_nodes WHERE ");
@@ -637,7 +658,13 @@ impl WriteTx {
                     write_log_rows(&mut q, chunk, &[], 0);
                     q.build().execute(&mut *conn).await.map_err(DbError::from)?;
                 }
-                for chunk in self.pending_nodes.chunks(INSERT_CHUNK) {
+                let interior: Vec<(NodeId, Hash)> = self
+                    .pending_nodes
+                    .iter()
+                    .filter(|(id, _)| id.level > 0)
+                    .copied()
+                    .collect();
+                for chunk in interior.chunks(INSERT_CHUNK) {
                     let mut q = QueryBuilder::new("");
                     write_log_rows(&mut q, Vec::new(), chunk, 0);
                     q.build().execute(&mut *conn).await.map_err(DbError::from)?;
@@ -698,7 +725,9 @@ fn write_log_rows<'a, DB>(
                 .push_bind(e.at);
         });
     }
-    for chunk in nodes.chunks(INSERT_CHUNK) {
+    // Leaves are derived from their entries when a proof needs them (see `load_nodes`).
+    let interior: Vec<&(NodeId, Hash)> = nodes.iter().filter(|(id, _)| id.level > 0).collect();
+    for chunk in interior.chunks(INSERT_CHUNK) {
         separate(q);
         q.push("INSERT INTO log_nodes (level, idx, hash) ");
         q.push_values(chunk, |mut row, (id, hash)| {

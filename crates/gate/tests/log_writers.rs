@@ -242,3 +242,78 @@ async fn concurrent_pushes_share_commits_and_every_receipt_is_covered() {
         }
     }
 }
+
+/// The log stores no leaf nodes: a process that has cached nothing derives the leaves it needs
+/// from the entries, and its roots and proofs are those of a tree built from the entries alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_process_proves_from_the_entries_without_stored_leaves() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(common::fresh_postgres_url().await),
+        };
+        let g = TestGate::start_with(
+            backend,
+            countersign_gate::GateConfig::default(),
+            database_url.clone(),
+        )
+        .await;
+        let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+        let outputs: Vec<Value> = (0..7)
+            .map(|i| output(&format!("f-{i}"), &format!("S-{i}"), 5000, 0.5, "approve"))
+            .collect();
+        g.ingest(&outputs).await;
+        let claimed = g.claim(&rita, 3).await;
+        let approvals: Vec<String> = claimed.iter().map(|c| rita.approve(c)).collect();
+        g.push(&rita, &approvals).await;
+        assert_eq!(
+            g.count("log_nodes WHERE level = 0").await,
+            0,
+            "{backend:?}: leaf nodes were stored"
+        );
+
+        let fresh = server::open_gate(&server::OpenOptions {
+            data_dir: g.data_dir().to_path_buf(),
+            database_url,
+            log_key: Some(g.gate_log_key_path()),
+            origin: "test.countersign/log".into(),
+            config: countersign_gate::GateConfig::default(),
+        })
+        .await
+        .unwrap();
+        let mut tx = fresh.db.begin_read().await.unwrap();
+        let size = fresh.log.size(&mut tx).await.unwrap();
+        assert!(size > 20, "{backend:?}: only {size} entries");
+        let mut expected = countersign_core::merkle::MemoryTree::new();
+        for (_, entry) in fresh.log.entries(&mut tx, 0, size).await.unwrap() {
+            expected.append(countersign_core::merkle::leaf_hash(&entry));
+        }
+        // Odd and even sizes, so that roots and proofs need leaves on both sides.
+        for at in [1, 2, 3, size / 2, size - 1, size] {
+            assert_eq!(
+                fresh.log.root_at(&mut tx, at).await.unwrap(),
+                expected.root_at(at).unwrap(),
+                "{backend:?}: root at {at}"
+            );
+            for index in [0, at / 2, at - 1] {
+                assert_eq!(
+                    fresh.log.inclusion_proof(&mut tx, index, at).await.unwrap(),
+                    expected.inclusion_proof(index, at).unwrap(),
+                    "{backend:?}: inclusion of {index} in {at}"
+                );
+            }
+            assert_eq!(
+                fresh
+                    .log
+                    .consistency_proof(&mut tx, at, size)
+                    .await
+                    .unwrap(),
+                expected.consistency_proof(at, size).unwrap(),
+                "{backend:?}: consistency of {at} with {size}"
+            );
+        }
+        drop(tx);
+        fresh.db.close().await;
+        g.stop().await;
+    }
+}
