@@ -1,6 +1,7 @@
 // The supervisor mode's state and actions. Loaded only when a supervisor or admin opens the
 // mode (App.svelte imports the view dynamically); every call goes through ./backend.
 import * as backend from './backend';
+import type { Notice } from './desk.svelte';
 import { toFailure } from './backend';
 import { explain, type Explained } from './errors';
 import type { BundleExport } from './generated/BundleExport';
@@ -43,17 +44,11 @@ export type PendingAction =
   | { kind: 'reset'; model: string }
   | { kind: 'withdraw' | 'reassign'; lease: OpenLease };
 
-export interface SupervisorNotice {
-  kind: 'info' | 'error';
-  title: string;
-  text: string;
-}
-
 const explained = (raw: unknown) => explain(toFailure(raw));
 
 export class SupervisorState {
   tab = $state<Tab>('decisions');
-  notice = $state<SupervisorNotice | null>(null);
+  notice = $state<Notice | null>(null);
 
   form = $state<SearchForm>({ ...EMPTY_SEARCH });
   formError = $state<string | null>(null);
