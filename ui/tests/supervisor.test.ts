@@ -48,7 +48,8 @@ describe('decision search', () => {
 
     // The next page uses the shown search's filters even if the form changed meanwhile.
     sv.form.reviewer = 'someone.else';
-    invoke.mockResolvedValueOnce({ decisions: [summary({ decision_id: 'd-2' })], next_cursor: null, as_of_log_size: 40 });
+    // The last page has no `next_cursor` at all: the gate leaves it out and the desk hands it on.
+    invoke.mockResolvedValueOnce({ decisions: [summary({ decision_id: 'd-2' })], as_of_log_size: 40 });
     await sv.search(true);
     expect(calls('supervision_decisions')[1]).toEqual({ filter: expect.objectContaining({ reviewer: null, cursor: 'c2' }) });
     expect(sv.results.map((d) => d.decision_id)).toEqual(['d-1', 'd-2']);

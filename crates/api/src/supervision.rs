@@ -1,6 +1,11 @@
 //! The wire types of the supervisor endpoints (`/v1/supervision/...`) and of the log-integrity
 //! endpoints a desk uses to check the whole log. Definitions of every statistic are in the gate's
 //! `service/supervision.rs` and in the OpenAPI description.
+//!
+//! With the `ts` feature the answers the desk hands on to its UI as they are also derive
+//! `ts_rs::TS` (some under the name the UI knows them by, e.g. `ReviewerReport`). A field the gate
+//! leaves out when empty is `field?: T | null` there: absent, never `null`, in what the desk
+//! sends. The desk exports them with u64 as `number` (counts and indices far below 2^53).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,6 +15,7 @@ use uuid::Uuid;
 
 /// Which queue a claim takes items from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Queue {
     /// Held outputs waiting for a human (the default).
@@ -75,19 +81,24 @@ pub struct TrailItem {
 }
 
 /// Where a QA item comes from.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct QaOrigin {
     pub item_id: Uuid,
     /// `sample` (a sampled `auto` release) or `re_review` (a supervisor's re-review of a decision).
     pub origin: String,
     pub output_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub release_seq: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub decision_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub source_item_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub source_item_version: Option<u32>,
     pub requested_by: String,
     pub reason: String,
@@ -157,7 +168,8 @@ pub struct SignerKey {
 }
 
 /// A supervisor's flag on a decision.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FlagRecord {
     pub flag_id: Uuid,
     pub decision_id: Uuid,
@@ -225,7 +237,8 @@ pub struct ItemTrail {
 }
 
 /// One decision as the search lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DecisionSummary {
     pub decision_id: Uuid,
     pub log_index: u64,
@@ -241,6 +254,7 @@ pub struct DecisionSummary {
     pub kind: String,
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub outcome_code: Option<String>,
     /// `name@version`.
     pub model: String,
@@ -249,6 +263,7 @@ pub struct DecisionSummary {
     pub policy_version: u32,
     /// Milliseconds; absent when the gate knows no lease for the decision.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub time_on_item_ms: Option<u64>,
     pub due_at: DateTime<Utc>,
     /// Decided after `due_at`.
@@ -260,12 +275,14 @@ pub struct DecisionSummary {
     pub flags: u32,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DecisionPage {
     /// Newest first.
     pub decisions: Vec<DecisionSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub next_cursor: Option<String>,
     /// Statistics cover the decisions logged before this log size.
     pub as_of_log_size: u64,
@@ -273,22 +290,26 @@ pub struct DecisionPage {
 
 /// Counts per time-on-item bucket: bucket `i` holds times below `upper_ms[i]` and at or above
 /// the bucket before; the last bucket (upper `null`) holds the rest.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TimeHistogram {
     pub upper_ms: Vec<Option<u64>>,
     pub counts: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Agreement {
     pub pairs: u64,
     pub agreed: u64,
     /// agreed / pairs; absent without pairs.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub rate: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RubberStamp {
     /// The threshold asked for (`fast_seconds`).
     pub fast_seconds: u64,
@@ -296,13 +317,15 @@ pub struct RubberStamp {
     pub fast_approvals: u64,
     /// fast_approvals / applied approvals with a known time on item.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub fast_approval_share: Option<f64>,
     /// The longest run of consecutive applied approvals (no correction or escalation between).
     pub longest_approval_run: u64,
 }
 
 /// One reviewer over a range of whole UTC days.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReviewerStats {
     pub reviewer: String,
     pub user_id: String,
@@ -317,13 +340,17 @@ pub struct ReviewerStats {
     pub escalate: u64,
     /// Shares of applied decisions; absent without applied decisions.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub approve_share: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub correct_share: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub escalate_share: Option<f64>,
     /// Mean time on item over applied decisions with a known time, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub mean_time_on_item_ms: Option<f64>,
     pub time_on_item: TimeHistogram,
     /// Applied decisions made after the item's due time.
@@ -333,7 +360,8 @@ pub struct ReviewerStats {
     pub rubber_stamp: RubberStamp,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "ReviewerReport"))]
 pub struct ReviewerStatsResponse {
     /// Start of the first whole UTC day counted.
     pub from: DateTime<Utc>,
@@ -343,7 +371,8 @@ pub struct ReviewerStatsResponse {
     pub as_of_log_size: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OverridePoint {
     /// Start of the bucket.
     pub start: DateTime<Utc>,
@@ -359,14 +388,16 @@ pub struct OverridePoint {
     pub qa_overrides: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OverrideSeries {
     pub model: String,
     /// Buckets with at least one decision, in time order.
     pub points: Vec<OverridePoint>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "OverrideReport"))]
 pub struct OverrideRateResponse {
     /// `hour`, `day` or `week` (weeks start on Monday, UTC).
     pub bucket: String,
@@ -376,20 +407,23 @@ pub struct OverrideRateResponse {
     pub as_of_log_size: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FieldChanges {
     pub field: String,
     pub changes: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelFieldChanges {
     pub model: String,
     /// Most changed first.
     pub fields: Vec<FieldChanges>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "CorrectedFields"))]
 pub struct CorrectedFieldsResponse {
     /// Whole UTC days counted.
     pub from: DateTime<Utc>,
@@ -399,34 +433,43 @@ pub struct CorrectedFieldsResponse {
 }
 
 /// A model version's circuit breaker.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BreakerState {
     /// `closed` (routing as the policy says) or `tripped` (its `auto` outputs are reviewed).
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub tripped_at: Option<DateTime<Utc>>,
     /// Index of the `circuit_tripped` entry.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub tripped_index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub reset_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub reset_index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub reset_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub reset_reason: Option<String>,
 }
 
 /// The active policy's `[circuit_breaker]`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BreakerConfig {
     pub window: u32,
     pub min_decisions: u32,
     pub threshold: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ModelStatus {
     pub model: String,
     /// All applied human decisions ever logged on it, and their overrides.
@@ -437,13 +480,16 @@ pub struct ModelStatus {
     pub window_decisions: u64,
     pub window_overrides: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub window_override_rate: Option<f64>,
     pub breaker: BreakerState,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "ModelsReport"))]
 pub struct ModelsResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub circuit_breaker: Option<BreakerConfig>,
     pub models: Vec<ModelStatus>,
     pub as_of_log_size: u64,
@@ -464,7 +510,8 @@ pub struct ReasonRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "RereviewResult"))]
 pub struct RereviewResponse {
     /// The new QA item.
     pub qa: QaOrigin,
@@ -472,7 +519,8 @@ pub struct RereviewResponse {
 }
 
 /// An open lease, as supervisors see it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct OpenLease {
     pub lease_id: Uuid,
     pub item_id: Uuid,
@@ -590,7 +638,8 @@ pub struct OverrideQuery {
     pub bucket: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(rename = "LeaseFilter"))]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LeaseQuery {

@@ -130,7 +130,7 @@ export class SupervisorState {
       const page = await backend.searchDecisions(built.filter);
       this.shownForm = form;
       this.results = more ? [...this.results, ...page.decisions] : page.decisions;
-      this.nextCursor = page.next_cursor;
+      this.nextCursor = page.next_cursor ?? null; // absent on the last page
       this.searched = true;
     } catch (raw) {
       this.searchFailure = explained(raw);

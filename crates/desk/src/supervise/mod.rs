@@ -11,11 +11,11 @@ pub mod types;
 
 use chrono::Utc;
 use countersign_api::supervision::{
-    InclusionBatchRequest, InclusionBatchResponse, ItemTrail, ReasonRequest, ResetBreakerRequest,
+    InclusionBatchRequest, InclusionBatchResponse, ItemTrail, OpenLeasesResponse, ReasonRequest,
+    ResetBreakerRequest,
 };
 use countersign_api::{LeaseState, ReassignRequest};
 use countersign_core::checkpoint::{Checkpoint, verify_checkpoint};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::Desk;
@@ -45,11 +45,6 @@ fn reason_text(reason: &str) -> Result<ReasonRequest, DeskError> {
     Ok(ReasonRequest {
         reason: reason.to_owned(),
     })
-}
-
-#[derive(Deserialize)]
-struct OpenLeases {
-    leases: Vec<OpenLease>,
 }
 
 impl Desk {
@@ -268,7 +263,7 @@ impl Desk {
     }
 
     pub async fn open_leases(&self, filter: &LeaseFilter) -> Result<Vec<OpenLease>, DeskError> {
-        let leases: OpenLeases = self
+        let leases: OpenLeasesResponse = self
             .supervising()
             .await?
             .get_query("/v1/supervision/leases", filter)

@@ -15,8 +15,7 @@ use countersign_core::{canonical, jws, sha256_hex};
 use serde_json::Value;
 
 use super::types::{
-    Check, DecisionCheck, FlagRecord, QaOrigin, TrailCheckpoint, TrailItem, TrailStage, TrailStep,
-    TrailView,
+    Check, DecisionCheck, TrailCheckpoint, TrailItem, TrailStage, TrailStep, TrailView,
 };
 
 /// An entry whose bytes were read, with what its own proof showed.
@@ -452,18 +451,7 @@ pub(crate) fn check_trail(
                 key_status: d.key.status.clone(),
                 signature: check_signature(d, trail.item.item_id),
                 key: check_key(d, &keys),
-                flags: d
-                    .flags
-                    .iter()
-                    .map(|f| FlagRecord {
-                        flag_id: f.flag_id,
-                        decision_id: f.decision_id,
-                        flagged_by: f.flagged_by.clone(),
-                        reason: f.reason.clone(),
-                        log_index: f.log_index,
-                        flagged_at: f.flagged_at,
-                    })
-                    .collect(),
+                flags: d.flags.clone(),
             },
         );
     }
@@ -549,8 +537,8 @@ pub(crate) fn check_trail(
             outcome: trail.item.outcome.clone(),
             model,
         },
-        qa: trail.qa.as_ref().map(qa_origin),
-        qa_items: trail.qa_items.iter().map(qa_origin).collect(),
+        qa: trail.qa.clone(),
+        qa_items: trail.qa_items.clone(),
         checkpoint: TrailCheckpoint {
             size: trail.checkpoint.size,
             root_hex: checkpoint
@@ -565,22 +553,6 @@ pub(crate) fn check_trail(
         missing,
         verified: failures == 0,
         failures,
-    }
-}
-
-pub(crate) fn qa_origin(q: &countersign_api::supervision::QaOrigin) -> QaOrigin {
-    QaOrigin {
-        item_id: q.item_id,
-        origin: q.origin.clone(),
-        output_id: q.output_id.clone(),
-        release_seq: q.release_seq,
-        decision_id: q.decision_id,
-        source_item_id: q.source_item_id,
-        source_item_version: q.source_item_version,
-        requested_by: q.requested_by.clone(),
-        reason: q.reason.clone(),
-        status: q.status.clone(),
-        log_index: q.log_index,
     }
 }
 

@@ -1,10 +1,21 @@
-//! What the supervisor views show and send. The statistics are the gate's own answers
-//! (`countersign_api::supervision`, whose definitions are in the gate's `service/supervision.rs`),
-//! read here into types with the same JSON shape that also derive `ts_rs::TS`, so the UI gets
-//! generated TypeScript for them; the wire crate has no ts-rs. The trail, the integrity check and
-//! the bundle export are the desk's own results: what it verified itself.
+//! What the supervisor views show and send. The statistics and the supervisor's actions answer
+//! with the gate's own types (`countersign_api::supervision`, whose definitions are in the gate's
+//! `service/supervision.rs`), handed on to the UI as they are: the wire crate's `ts` feature
+//! derives `ts_rs::TS` on them, a few under the names the UI knows them by (re-exported under
+//! those names here). Defined here are what is the desk's own: the filters, whose dates are typed
+//! (the gate's queries take text), the trail with what this desk verified of it, the lease change,
+//! the integrity check and the bundle export.
 
 use chrono::{DateTime, Utc};
+pub use countersign_api::Queue;
+pub use countersign_api::supervision::{
+    Agreement, BreakerConfig, BreakerState, CorrectedFieldsResponse as CorrectedFields,
+    DecisionPage, DecisionSummary, FieldChanges, FlagRecord, LeaseQuery as LeaseFilter,
+    ModelFieldChanges, ModelStatus, ModelsResponse as ModelsReport, OpenLease, OverridePoint,
+    OverrideRateResponse as OverrideReport, OverrideSeries, QaOrigin,
+    RereviewResponse as RereviewResult, ReviewerStats, ReviewerStatsResponse as ReviewerReport,
+    RubberStamp, TimeHistogram,
+};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 use uuid::Uuid;
@@ -34,45 +45,6 @@ pub struct DecisionFilter {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct DecisionSummary {
-    pub decision_id: Uuid,
-    #[ts(type = "number")]
-    pub log_index: u64,
-    pub logged_at: DateTime<Utc>,
-    pub decided_at: DateTime<Utc>,
-    pub reviewer: String,
-    pub user_id: String,
-    pub device_id: String,
-    pub item_id: Uuid,
-    pub item_version: u32,
-    /// `review` or `qa`.
-    pub queue: String,
-    pub kind: String,
-    pub outcome: String,
-    pub outcome_code: Option<String>,
-    pub model: String,
-    pub lane: String,
-    pub rule: String,
-    pub policy_version: u32,
-    #[ts(type = "number | null")]
-    pub time_on_item_ms: Option<u64>,
-    pub due_at: DateTime<Utc>,
-    pub sla_breached: bool,
-    pub overrode: bool,
-    pub changed_fields: Vec<String>,
-    pub flags: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct DecisionPage {
-    /// Newest first.
-    pub decisions: Vec<DecisionSummary>,
-    pub next_cursor: Option<String>,
-    #[ts(type = "number")]
-    pub as_of_log_size: u64,
-}
-
 /// A date range and the rubber-stamp threshold for the reviewer statistics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct ReviewerFilter {
@@ -84,75 +56,6 @@ pub struct ReviewerFilter {
     pub fast_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct TimeHistogram {
-    /// Bucket `i` holds times below `upper_ms[i]`; the last one (`null`) the rest.
-    #[ts(type = "(number | null)[]")]
-    pub upper_ms: Vec<Option<u64>>,
-    #[ts(type = "number[]")]
-    pub counts: Vec<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct Agreement {
-    #[ts(type = "number")]
-    pub pairs: u64,
-    #[ts(type = "number")]
-    pub agreed: u64,
-    pub rate: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct RubberStamp {
-    #[ts(type = "number")]
-    pub fast_seconds: u64,
-    #[ts(type = "number")]
-    pub fast_approvals: u64,
-    pub fast_approval_share: Option<f64>,
-    #[ts(type = "number")]
-    pub longest_approval_run: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct ReviewerStats {
-    pub reviewer: String,
-    pub user_id: String,
-    pub role: String,
-    #[ts(type = "number")]
-    pub decisions: u64,
-    #[ts(type = "number")]
-    pub applied: u64,
-    #[ts(type = "number")]
-    pub conflicts: u64,
-    #[ts(type = "number")]
-    pub rejected: u64,
-    #[ts(type = "number")]
-    pub approve: u64,
-    #[ts(type = "number")]
-    pub correct: u64,
-    #[ts(type = "number")]
-    pub escalate: u64,
-    pub approve_share: Option<f64>,
-    pub correct_share: Option<f64>,
-    pub escalate_share: Option<f64>,
-    pub mean_time_on_item_ms: Option<f64>,
-    pub time_on_item: TimeHistogram,
-    #[ts(type = "number")]
-    pub sla_breaches: u64,
-    pub four_eyes: Agreement,
-    pub qa: Agreement,
-    pub rubber_stamp: RubberStamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct ReviewerReport {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub reviewers: Vec<ReviewerStats>,
-    #[ts(type = "number")]
-    pub as_of_log_size: u64,
-}
-
 /// The range (and bucket, for the override rate) of the model statistics.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
 pub struct ModelFilter {
@@ -161,173 +64,6 @@ pub struct ModelFilter {
     pub to: Option<DateTime<Utc>>,
     /// `hour` (ranges up to 31 days), `day` or `week`.
     pub bucket: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct OverridePoint {
-    pub start: DateTime<Utc>,
-    #[ts(type = "number")]
-    pub decisions: u64,
-    #[ts(type = "number")]
-    pub overrides: u64,
-    pub override_rate: f64,
-    #[ts(type = "number")]
-    pub approve: u64,
-    #[ts(type = "number")]
-    pub correct: u64,
-    #[ts(type = "number")]
-    pub escalate: u64,
-    #[ts(type = "number")]
-    pub qa_decisions: u64,
-    #[ts(type = "number")]
-    pub qa_overrides: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct OverrideSeries {
-    pub model: String,
-    pub points: Vec<OverridePoint>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct OverrideReport {
-    pub bucket: String,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub series: Vec<OverrideSeries>,
-    #[ts(type = "number")]
-    pub as_of_log_size: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct FieldChanges {
-    pub field: String,
-    #[ts(type = "number")]
-    pub changes: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct ModelFieldChanges {
-    pub model: String,
-    pub fields: Vec<FieldChanges>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct CorrectedFields {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub models: Vec<ModelFieldChanges>,
-    #[ts(type = "number")]
-    pub as_of_log_size: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct BreakerState {
-    /// `closed` or `tripped`.
-    pub state: String,
-    pub tripped_at: Option<DateTime<Utc>>,
-    #[ts(type = "number | null")]
-    pub tripped_index: Option<u64>,
-    pub reset_at: Option<DateTime<Utc>>,
-    #[ts(type = "number | null")]
-    pub reset_index: Option<u64>,
-    pub reset_by: Option<String>,
-    pub reset_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct BreakerConfig {
-    pub window: u32,
-    pub min_decisions: u32,
-    pub threshold: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct ModelStatus {
-    pub model: String,
-    #[ts(type = "number")]
-    pub decisions: u64,
-    #[ts(type = "number")]
-    pub overrides: u64,
-    #[ts(type = "number")]
-    pub window_decisions: u64,
-    #[ts(type = "number")]
-    pub window_overrides: u64,
-    pub window_override_rate: Option<f64>,
-    pub breaker: BreakerState,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct ModelsReport {
-    pub circuit_breaker: Option<BreakerConfig>,
-    pub models: Vec<ModelStatus>,
-    #[ts(type = "number")]
-    pub as_of_log_size: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct FlagRecord {
-    pub flag_id: Uuid,
-    pub decision_id: Uuid,
-    pub flagged_by: String,
-    pub reason: String,
-    #[ts(type = "number")]
-    pub log_index: u64,
-    pub flagged_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct QaOrigin {
-    pub item_id: Uuid,
-    /// `sample` or `re_review`.
-    pub origin: String,
-    pub output_id: String,
-    #[ts(type = "number | null")]
-    pub release_seq: Option<u64>,
-    pub decision_id: Option<Uuid>,
-    pub source_item_id: Option<Uuid>,
-    pub source_item_version: Option<u32>,
-    pub requested_by: String,
-    pub reason: String,
-    pub status: String,
-    #[ts(type = "number")]
-    pub log_index: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct RereviewResult {
-    /// The new QA item.
-    pub qa: QaOrigin,
-    pub evidence_sha256: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
-pub struct LeaseFilter {
-    pub reviewer: Option<String>,
-    pub offline: Option<bool>,
-    /// `review` or `qa`.
-    pub queue: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-pub struct OpenLease {
-    pub lease_id: Uuid,
-    pub item_id: Uuid,
-    pub item_version: u32,
-    pub queue: String,
-    pub lane: String,
-    pub subject: String,
-    pub epoch: u32,
-    pub reviewer: String,
-    pub user_id: String,
-    pub device_id: String,
-    pub device_name: String,
-    pub leased_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub offline: bool,
-    /// Past its end but not yet taken back.
-    pub lapsed: bool,
-    pub due_at: DateTime<Utc>,
 }
 
 /// What a withdrawal or reassignment left: for a withdrawal the withdrawn lease, for a

@@ -5,4 +5,12 @@ export type DecisionPage = {
 /**
  * Newest first.
  */
-decisions: Array<DecisionSummary>, next_cursor: string | null, as_of_log_size: number, };
+decisions: Array<DecisionSummary>, 
+/**
+ * Pass as `cursor` for the next page; absent on the last page.
+ */
+next_cursor?: string | null, 
+/**
+ * Statistics cover the decisions logged before this log size.
+ */
+as_of_log_size: number, };

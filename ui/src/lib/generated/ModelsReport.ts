@@ -2,4 +2,4 @@
 import type { BreakerConfig } from "./BreakerConfig";
 import type { ModelStatus } from "./ModelStatus";
 
-export type ModelsReport = { circuit_breaker: BreakerConfig | null, models: Array<ModelStatus>, as_of_log_size: number, };
+export type ModelsReport = { circuit_breaker?: BreakerConfig | null, models: Array<ModelStatus>, as_of_log_size: number, };

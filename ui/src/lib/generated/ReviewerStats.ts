@@ -3,4 +3,23 @@ import type { Agreement } from "./Agreement";
 import type { RubberStamp } from "./RubberStamp";
 import type { TimeHistogram } from "./TimeHistogram";
 
-export type ReviewerStats = { reviewer: string, user_id: string, role: string, decisions: number, applied: number, conflicts: number, rejected: number, approve: number, correct: number, escalate: number, approve_share: number | null, correct_share: number | null, escalate_share: number | null, mean_time_on_item_ms: number | null, time_on_item: TimeHistogram, sla_breaches: number, four_eyes: Agreement, qa: Agreement, rubber_stamp: RubberStamp, };
+/**
+ * One reviewer over a range of whole UTC days.
+ */
+export type ReviewerStats = { reviewer: string, user_id: string, role: string, 
+/**
+ * Every logged decision: applied + conflict + rejected.
+ */
+decisions: number, applied: number, conflicts: number, rejected: number, approve: number, correct: number, escalate: number, 
+/**
+ * Shares of applied decisions; absent without applied decisions.
+ */
+approve_share?: number | null, correct_share?: number | null, escalate_share?: number | null, 
+/**
+ * Mean time on item over applied decisions with a known time, in milliseconds.
+ */
+mean_time_on_item_ms?: number | null, time_on_item: TimeHistogram, 
+/**
+ * Applied decisions made after the item's due time.
+ */
+sla_breaches: number, four_eyes: Agreement, qa: Agreement, rubber_stamp: RubberStamp, };
