@@ -174,7 +174,7 @@ struct Rows {
     items: Vec<[Value; 13]>,
     versions: Vec<[Value; 7]>,
     leases: Vec<[Value; 10]>,
-    decisions: Vec<[Value; 14]>,
+    decisions: Vec<[Value; 13]>,
 }
 
 async fn insert_rows<const N: usize>(
@@ -210,7 +210,7 @@ impl Rows {
         insert_rows(tx, "INSERT INTO items (item_id, subject, current_version, lane, status, authority_required, approvals_required, escalation_level, due_at, received_at, outcome, active_lease_id, lease_expires_at) ", &std::mem::take(&mut self.items)).await?;
         insert_rows(tx, "INSERT INTO item_versions (item_id, version, output_id, routing, served, served_sha256, created_at) ", &std::mem::take(&mut self.versions)).await?;
         insert_rows(tx, "INSERT INTO leases (lease_id, item_id, item_version, epoch, user_id, device_id, leased_at, expires_at, state, offline) ", &std::mem::take(&mut self.leases)).await?;
-        insert_rows(tx, "INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, kind, outcome, outcome_code, log_index, received_at, item_version) ", &std::mem::take(&mut self.decisions)).await?;
+        insert_rows(tx, "INSERT INTO decisions (decision_id, device_id, device_seq, jws_sha256, user_id, key_id, item_id, kind, outcome, outcome_code, log_index, received_at, item_version) ", &std::mem::take(&mut self.decisions)).await?;
         Ok(())
     }
 }
@@ -518,7 +518,6 @@ async fn seed(gate: &Gate, args: &Args) -> anyhow::Result<(Vec<Reviewer>, Vec<Uu
                 json!(decision.decision_id.to_string()),
                 json!(reviewer.device_id),
                 json!(reviewer.seq),
-                json!(signed),
                 json!(sha256_hex(signed.as_bytes())),
                 json!(reviewer.user.user_id),
                 json!(reviewer.key_id),

@@ -436,7 +436,6 @@ impl Gate {
             NewDecision {
                 decision_id: decision.decision_id.to_string(),
                 device_seq: to_i64(decision.device_seq),
-                jws: jws.to_owned(),
                 jws_sha256,
                 user_id: user.user_id.clone(),
                 key_id: decision.key_id.clone(),

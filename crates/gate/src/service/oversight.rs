@@ -434,13 +434,13 @@ impl Gate {
             String,
             String,
             Option<String>,
-            String,
+            Vec<u8>,
             String,
             i64,
             Option<String>,
         );
         let decision_rows: Vec<DecisionDbRow> = on_tx!(&mut tx, conn => {
-            sqlx::query_as("SELECT d.decision_id, d.log_index, d.user_id, d.device_id, d.device_seq, d.item_version, d.kind, d.outcome, d.outcome_code, d.jws, d.key_id, d.received_at, u.name FROM decisions d LEFT JOIN users u ON u.user_id = d.user_id WHERE d.item_id = $1 AND d.log_index < $2 ORDER BY d.log_index")
+            sqlx::query_as("SELECT d.decision_id, d.log_index, d.user_id, d.device_id, d.device_seq, d.item_version, d.kind, d.outcome, d.outcome_code, e.entry, d.key_id, d.received_at, u.name FROM decisions d JOIN log_entries e ON e.idx = d.log_index LEFT JOIN users u ON u.user_id = d.user_id WHERE d.item_id = $1 AND d.log_index < $2 ORDER BY d.log_index")
                 .bind(&id)
                 .bind(to_i64(size))
                 .fetch_all(conn)
@@ -529,12 +529,13 @@ impl Gate {
             kind,
             outcome,
             code,
-            jws,
+            entry,
             key_id,
             received_at,
             name,
         ) in decision_rows
         {
+            let jws = super::supervision::logged_jws(&entry)?;
             let key = keys.get(&key_id).cloned().ok_or_else(|| {
                 GateError::internal(format!("decision {decision_id} names unknown key {key_id}"))
             })?;

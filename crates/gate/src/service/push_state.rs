@@ -99,7 +99,6 @@ pub(super) struct AppliedDecision {
 pub(super) struct NewDecision {
     pub decision_id: String,
     pub device_seq: i64,
-    pub jws: String,
     pub jws_sha256: String,
     pub user_id: String,
     pub key_id: String,
@@ -550,10 +549,10 @@ impl PushState {
         let decisions = std::mem::take(&mut self.new_decisions);
         for chunk in owned_chunks(decisions, 100) {
             write_later!(wtx, q => {
-                q.push("INSERT INTO decisions (decision_id, device_id, device_seq, jws, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
+                q.push("INSERT INTO decisions (decision_id, device_id, device_seq, jws_sha256, user_id, key_id, item_id, item_version, kind, outcome, outcome_code, outcome_message, log_index, received_at) ");
                 q.push_values(chunk, |mut b, d| {
                     b.push_bind(d.decision_id).push_bind(device_id.clone()).push_bind(d.device_seq)
-                        .push_bind(d.jws).push_bind(d.jws_sha256).push_bind(d.user_id)
+                        .push_bind(d.jws_sha256).push_bind(d.user_id)
                         .push_bind(d.key_id).push_bind(d.item_id).push_bind(d.item_version)
                         .push_bind(d.kind).push_bind(d.outcome).push_bind(d.outcome_code)
                         .push_bind(d.outcome_message).push_bind(d.log_index).push_bind(d.received_at);

@@ -182,6 +182,22 @@ struct LoggedDecisionData {
     result: DecisionOutcome,
 }
 
+/// The JWS of a logged decision, from its log entry's bytes: the entry is where the gate keeps
+/// it (`data.jws`), the decision row holds only its hash.
+pub(crate) fn logged_jws(entry: &[u8]) -> Result<String, GateError> {
+    #[derive(Deserialize)]
+    struct Entry {
+        data: Data,
+    }
+    #[derive(Deserialize)]
+    struct Data {
+        jws: String,
+    }
+    let entry: Entry = serde_json::from_slice(entry)
+        .map_err(|e| GateError::internal(format!("logged decision entry: {e}")))?;
+    Ok(entry.data.jws)
+}
+
 /// The signed decision inside a JWS the gate already verified when it was pushed.
 pub(crate) fn signed_decision(jws: &str) -> Result<Decision, GateError> {
     let payload = jws
@@ -939,11 +955,11 @@ impl Gate {
             });
             bodies.extend(rows);
         }
-        let mut earlier: Vec<(String, i64, String, String, i64)> = Vec::new();
+        let mut earlier: Vec<(String, i64, String, Vec<u8>, i64)> = Vec::new();
         for chunk in items.chunks(CHUNK) {
-            let rows: Vec<(String, i64, String, String, i64)> = on_tx!(tx, conn => {
-                let mut q = QueryBuilder::new("SELECT item_id, item_version, user_id, jws, log_index FROM decisions WHERE outcome = 'applied' AND log_index < ");
-                q.push_bind(start).push(" AND item_id IN");
+            let rows: Vec<(String, i64, String, Vec<u8>, i64)> = on_tx!(tx, conn => {
+                let mut q = QueryBuilder::new("SELECT d.item_id, d.item_version, d.user_id, e.entry, d.log_index FROM decisions d JOIN log_entries e ON e.idx = d.log_index WHERE d.outcome = 'applied' AND d.log_index < ");
+                q.push_bind(start).push(" AND d.item_id IN");
                 crate::db::push_in_list(&mut q, chunk.iter().map(String::as_str));
                 q.build_query_as().fetch_all(conn).await.map_err(DbError::from)?
             });
@@ -962,9 +978,9 @@ impl Gate {
                 Replay::new(proposal_of(body)?, r.lane == "human_only"),
             );
         }
-        for (item_id, version, user_id, jws, _) in earlier {
+        for (item_id, version, user_id, entry, _) in earlier {
             if let Some(replay) = replays.get_mut(&(item_id, version)) {
-                replay.apply(&user_id, &signed_decision(&jws)?)?;
+                replay.apply(&user_id, &signed_decision(&logged_jws(&entry)?)?)?;
             }
         }
         Ok(replays)
@@ -1003,8 +1019,8 @@ impl Gate {
         };
         let routing: RoutingInfo = serde_json::from_str(&routing)
             .map_err(|e| GateError::internal(format!("stored routing: {e}")))?;
-        let decisions: Vec<(String, String, i64)> = on_tx!(tx, conn => {
-            sqlx::query_as("SELECT user_id, jws, log_index FROM decisions WHERE item_id = $1 AND item_version = $2 AND outcome = 'applied' AND log_index <= $3 ORDER BY log_index")
+        let decisions: Vec<(String, Vec<u8>, i64)> = on_tx!(tx, conn => {
+            sqlx::query_as("SELECT d.user_id, e.entry, d.log_index FROM decisions d JOIN log_entries e ON e.idx = d.log_index WHERE d.item_id = $1 AND d.item_version = $2 AND d.outcome = 'applied' AND d.log_index <= $3 ORDER BY d.log_index")
                 .bind(&item_id)
                 .bind(version)
                 .bind(index)
@@ -1014,8 +1030,8 @@ impl Gate {
         });
         let mut replay = Replay::new(proposal_of(&body)?, routing.lane == "human_only");
         let mut last = None;
-        for (user_id, jws, log_index) in decisions {
-            let verdict = replay.apply(&user_id, &signed_decision(&jws)?)?;
+        for (user_id, entry, log_index) in decisions {
+            let verdict = replay.apply(&user_id, &signed_decision(&logged_jws(&entry)?)?)?;
             last = Some((user_id, verdict.verdict, log_index));
         }
         Ok(last.filter(|(_, _, i)| *i == index))
