@@ -457,6 +457,79 @@ both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
     g.stop().await;
 });
 
+// The signatures of a large push are checked in chunks on the blocking pool while the first
+// decisions are already being judged: refusals before and at chunk boundaries, repeats inside
+// the push and a second identical push must still come back in the pushed order, each judged
+// once.
+both_backends!(
+    a_push_across_many_signature_chunks_keeps_every_decision_in_place,
+    |g| {
+        let outputs: Vec<Value> = (0..101)
+            .map(|i| {
+                output(
+                    &format!("o-ch-{i}"),
+                    &format!("APP-CH-{i}"),
+                    5000,
+                    0.5,
+                    "approve",
+                )
+            })
+            .collect();
+        g.ingest(&outputs).await;
+        let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+        let mallory = g.desk("mallory", Role::Reviewer, 10_000.0).await;
+        let claimed = g.claim(&rita, 101).await;
+        assert_eq!(claimed.len(), 101);
+        let genuine: Vec<String> = claimed[..100].iter().map(|c| rita.approve(c)).collect();
+        let last = rita.approve(&claimed[100]);
+        let forged = {
+            let (header, rest) = last.split_once('.').unwrap();
+            let payload = rest.split_once('.').unwrap().0;
+            let other = countersign_core::jws::sign_compact(b"x", Some(&rita.key_id), &mallory.key);
+            format!("{header}.{payload}.{}", other.rsplit('.').next().unwrap())
+        };
+        // Device sequence number of each position; None where the push holds a refusal.
+        let mut push: Vec<String> = genuine.clone();
+        let mut seqs: Vec<Option<u64>> = (1..=100).map(Some).collect();
+        for (position, refused) in [
+            (31, forged.clone()),
+            (32, "not a jws".to_owned()),
+            (64, forged),
+        ] {
+            push.insert(position, refused);
+            seqs.insert(position, None);
+        }
+        for repeated in [0, 50] {
+            push.push(genuine[repeated].clone());
+            seqs.push(Some(repeated as u64 + 1));
+        }
+        let results = g.push(&rita, &push).await;
+        assert_eq!(results.len(), push.len());
+        for (position, (result, seq)) in results.iter().zip(&seqs).enumerate() {
+            assert_eq!(result["position"], position, "{result}");
+            match seq {
+                None => {
+                    assert!(result.get("outcome").is_none(), "{position}: {result}");
+                    assert!(result["error"]["code"].is_string(), "{position}: {result}");
+                }
+                Some(seq) => {
+                    assert_eq!(result["device_seq"], *seq, "{position}: {result}");
+                    assert_eq!(outcome_of(result), "applied", "{position}: {result}");
+                    assert_eq!(result["repeated"], position >= 103, "{position}: {result}");
+                }
+            }
+        }
+        assert_eq!(g.count("decisions").await, 100);
+        assert_eq!(g.releases().await.len(), 100);
+        let entries = g.count("log_entries").await;
+        let again = g.push(&rita, &push).await;
+        assert_eq!(again.iter().filter(|r| r["repeated"] == true).count(), 102);
+        assert_eq!(g.count("log_entries").await, entries);
+        assert_eq!(g.count("decisions").await, 100);
+        g.stop().await;
+    }
+);
+
 both_backends!(revoked_key_is_refused, |g| {
     g.ingest(&[output("o-rk", "APP-50", 5000, 0.5, "approve")])
         .await;

@@ -84,7 +84,7 @@ impl Gate {
             ));
         }
         let started = std::time::Instant::now();
-        let (checks, to_verify) = self.precheck_keys(device_id, decisions).await?;
+        let (mut checks, to_verify) = self.precheck_keys(device_id, decisions).await?;
         let kids: Vec<String> = to_verify
             .iter()
             .map(|(_, _, _, kid)| kid.clone())
@@ -92,41 +92,51 @@ impl Gate {
             .into_iter()
             .collect();
         let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
-        let (prechecked, mut wtx, mut state) = if to_verify.len() <= VERIFY_INLINE_MAX {
-            let prechecked = finish_precheck(device_id, checks, verify_all(to_verify))?;
-            let keys: Vec<RowKeys> = verified(&prechecked).map(RowKeys::of).collect();
+        // The rows each decision names, by position, read with one read set under the writer.
+        let (mut verifications, hints, mut wtx, mut state) = if to_verify.len() <= VERIFY_INLINE_MAX
+        {
+            let results = verify_all(to_verify);
+            let hints: HashMap<usize, RowKeys> = results
+                .iter()
+                .filter_map(|(i, v)| v.as_ref().ok().map(|(d, _)| (*i, RowKeys::of(d))))
+                .collect();
+            let keys: Vec<RowKeys> = hints.values().cloned().collect();
             let mut wtx = WriteTx::begin(&self.db).await?;
             let state = PushState::load(&mut wtx, device_id, &keys, &kids).await?;
-            (prechecked, wtx, state)
+            (Verifications::done(results), hints, wtx, state)
         } else {
-            // Signatures are checked on the blocking pool while the writer reads the rows the
-            // decisions name, taken from their unverified payloads (a forged one only costs a
-            // read); everything is decided on the verified decisions alone.
-            let hints: Vec<RowKeys> = to_verify
+            // Signatures are checked on the blocking pool, in order, while the writer reads the
+            // rows the decisions name, taken from their unverified payloads (a forged one only
+            // costs a read); everything is decided on the verified decisions alone. Each
+            // decision is processed as soon as its own signature is checked, so processing
+            // overlaps the checks of the decisions after it.
+            let hints: HashMap<usize, RowKeys> = to_verify
                 .iter()
-                .filter_map(|(_, jws, _, _)| RowKeys::hint(jws))
+                .filter_map(|(i, jws, _, _)| RowKeys::hint(jws).map(|h| (*i, h)))
                 .collect();
-            let (verification, loaded) = tokio::join!(verify_parallel(to_verify), async {
-                let mut wtx = WriteTx::begin(&self.db).await?;
-                let state = PushState::load(&mut wtx, device_id, &hints, &kids).await?;
-                Ok::<_, GateError>((wtx, state))
-            });
-            let (mut wtx, mut state) = loaded?;
-            let prechecked = finish_precheck(device_id, checks, verification?)?;
-            // Every verified decision was prefetched unless its payload read differently as a
-            // hint; then read again for the verified ones (nothing has been processed yet).
-            let hinted: std::collections::HashSet<&str> =
-                hints.iter().map(|h| h.decision_id.as_str()).collect();
-            if verified(&prechecked).any(|d| !hinted.contains(d.decision_id.to_string().as_str())) {
-                let keys: Vec<RowKeys> = verified(&prechecked).map(RowKeys::of).collect();
-                state = PushState::load(&mut wtx, device_id, &keys, &kids).await?;
-            }
-            (prechecked, wtx, state)
+            let keys: Vec<RowKeys> = hints.values().cloned().collect();
+            let verifications = Verifications::spawn(to_verify);
+            let mut wtx = WriteTx::begin(&self.db).await?;
+            let state = PushState::load(&mut wtx, device_id, &keys, &kids).await?;
+            (verifications, hints, wtx, state)
         };
         let statuses = std::mem::take(&mut state.key_statuses);
         let mut last_seq = state.last_seq;
         let mut processed = Vec::with_capacity(decisions.len());
-        for (check, jws) in prechecked.into_iter().zip(decisions) {
+        for (position, jws) in decisions.iter().enumerate() {
+            let check = match checks.get_mut(position).and_then(Option::take) {
+                Some(refused) => refused,
+                None => {
+                    let check = verifications.next(device_id, position).await?;
+                    if let Precheck::Verified { decision, .. } = &check {
+                        let keys = RowKeys::of(decision);
+                        if hints.get(&position) != Some(&keys) {
+                            state.load_earlier(&mut wtx, &keys).await?;
+                        }
+                    }
+                    check
+                }
+            };
             let result = match check {
                 Precheck::Verified { decision, kid } => {
                     let status = statuses.get(&kid).map_or("revoked", String::as_str);
@@ -269,32 +279,22 @@ impl Gate {
 /// A signature to verify: position in the push, JWS, key, key id.
 type ToVerify = (usize, String, VerifyingKey, String);
 
-/// The prechecks completed with the signature checks.
-fn finish_precheck(
-    device_id: &str,
-    mut checks: Vec<Option<Precheck>>,
-    verified: Vec<(usize, Verification)>,
-) -> Result<Vec<Precheck>, GateError> {
-    for (i, result) in verified {
-        checks[i] = Some(match result {
-            Ok((decision, _)) if decision.device_id != device_id => Precheck::Refused {
-                error: GateError::forbidden("wrong_device", "the decision names another device"),
-                alarm: None,
-            },
-            Ok((decision, kid)) => Precheck::Verified { decision, kid },
-            Err((e, kid)) => Precheck::Refused {
-                error: jws_error(&e),
-                alarm: Some((
-                    "invalid_decision_signature",
-                    json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
-                )),
-            },
-        });
+/// The precheck of one decision completed with its signature check.
+fn precheck_of(device_id: &str, result: Verification) -> Precheck {
+    match result {
+        Ok((decision, _)) if decision.device_id != device_id => Precheck::Refused {
+            error: GateError::forbidden("wrong_device", "the decision names another device"),
+            alarm: None,
+        },
+        Ok((decision, kid)) => Precheck::Verified { decision, kid },
+        Err((e, kid)) => Precheck::Refused {
+            error: jws_error(&e),
+            alarm: Some((
+                "invalid_decision_signature",
+                json!({"device_id": device_id, "kid": kid, "reason": e.to_string()}),
+            )),
+        },
     }
-    checks
-        .into_iter()
-        .map(|c| c.ok_or_else(|| GateError::internal("a pushed decision was not checked")))
-        .collect()
 }
 
 impl Gate {
@@ -935,34 +935,72 @@ fn verify_all(chunk: Vec<ToVerify>) -> Vec<(usize, Verification)> {
         .collect()
 }
 
-/// The verified decisions among the prechecked ones.
-fn verified(prechecked: &[Precheck]) -> impl Iterator<Item = &Decision> {
-    prechecked.iter().filter_map(|c| match c {
-        Precheck::Verified { decision, .. } => Some(decision),
-        Precheck::Refused { .. } => None,
-    })
+/// Decisions per signature-checking task: small enough that the first decisions of a push are
+/// processed while the later ones are still being checked.
+const VERIFY_CHUNK: usize = 32;
+
+/// The signature checks of a push, handed out in position order as they finish.
+struct Verifications {
+    ready: std::collections::VecDeque<(usize, Verification)>,
+    pending: std::collections::VecDeque<tokio::sync::oneshot::Receiver<Vec<(usize, Verification)>>>,
 }
 
-/// Verifies signatures on every core: signature checking dominates the cost of a push.
-async fn verify_parallel(work: Vec<ToVerify>) -> Result<Vec<(usize, Verification)>, GateError> {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    // available_parallelism reads cgroup files on every call.
-    let threads = *CORES
-        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
-    let per_thread = work.len().div_ceil(threads).max(16);
-    let mut handles = Vec::new();
-    for chunk in crate::db::owned_chunks(work, per_thread) {
-        handles.push(tokio::task::spawn_blocking(move || verify_all(chunk)));
+impl Verifications {
+    fn done(results: Vec<(usize, Verification)>) -> Self {
+        Verifications {
+            ready: results.into(),
+            pending: std::collections::VecDeque::new(),
+        }
     }
-    let mut results = Vec::new();
-    for handle in handles {
-        results.extend(
-            handle
+
+    /// Checks the signatures on every core, chunk after chunk in position order, so that the
+    /// first chunks are done first.
+    fn spawn(work: Vec<ToVerify>) -> Self {
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        // available_parallelism reads cgroup files on every call.
+        let threads = *CORES
+            .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+        let mut queue = std::collections::VecDeque::new();
+        let mut pending = std::collections::VecDeque::new();
+        for chunk in crate::db::owned_chunks(work, VERIFY_CHUNK) {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            queue.push_back((chunk, sender));
+            pending.push_back(receiver);
+        }
+        let workers = threads.min(queue.len());
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for _ in 0..workers {
+            let queue = queue.clone();
+            tokio::task::spawn_blocking(move || {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((chunk, sender)) = next else { break };
+                    // A closed receiver means the push already failed; nobody waits for this.
+                    let _ignored = sender.send(verify_all(chunk));
+                }
+            });
+        }
+        Verifications {
+            ready: std::collections::VecDeque::new(),
+            pending,
+        }
+    }
+
+    /// The completed precheck of the decision at `position`: the next one to be checked.
+    async fn next(&mut self, device_id: &str, position: usize) -> Result<Precheck, GateError> {
+        if self.ready.is_empty()
+            && let Some(receiver) = self.pending.pop_front()
+        {
+            let chunk = receiver
                 .await
-                .map_err(|e| GateError::internal(format!("signature check failed: {e}")))?,
-        );
+                .map_err(|e| GateError::internal(format!("signature check failed: {e}")))?;
+            self.ready.extend(chunk);
+        }
+        match self.ready.pop_front() {
+            Some((i, result)) if i == position => Ok(precheck_of(device_id, result)),
+            _ => Err(GateError::internal("a pushed decision was not checked")),
+        }
     }
-    Ok(results)
 }
 
 #[cfg(test)]

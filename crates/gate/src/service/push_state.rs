@@ -113,7 +113,7 @@ pub(super) struct NewDecision {
 }
 
 /// The ids of the rows one pushed decision is checked against.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RowKeys {
     pub device_seq: i64,
     pub decision_id: String,
@@ -353,6 +353,30 @@ impl PushState {
             }
         }
         Ok(state)
+    }
+
+    /// Reads the earlier decisions under `keys`' sequence number or decision id, for a decision
+    /// that was not prefetched (its payload read differently as a hint). Pending writes go
+    /// first, so the decisions of this push are seen as well.
+    pub async fn load_earlier(
+        &mut self,
+        wtx: &mut WriteTx,
+        keys: &RowKeys,
+    ) -> Result<(), GateError> {
+        self.sync(wtx).await?;
+        let rows: Vec<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
+            sqlx::query_as("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = $1 AND device_seq = $2) OR decision_id = $3")
+                .bind(&self.device_id)
+                .bind(keys.device_seq)
+                .bind(&keys.decision_id)
+                .fetch_all(conn)
+                .await
+                .map_err(DbError::from)?
+        });
+        for row in rows {
+            self.remember_decision(row);
+        }
+        Ok(())
     }
 
     fn remember_decision(&mut self, row: EarlierDecision) {
