@@ -393,12 +393,19 @@ both_backends!(forged_tampered_and_replayed_decisions_change_nothing, |g| {
 
 // Pushes of more than a few decisions have their rows read while the signatures are checked;
 // they must be judged exactly like small ones.
-both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
-    let outputs: Vec<Value> = (0..9)
+/// A reviewer, Rita, who claimed `n` fresh outputs and approved them all: the approvals of the
+/// first `n - 1`, and the last one with Mallory's signature under Rita's key id (a forgery)
+/// next to the genuine last one.
+async fn approvals_and_a_forgery(
+    g: &TestGate,
+    prefix: &str,
+    n: usize,
+) -> (common::Desk, Vec<String>, String, String) {
+    let outputs: Vec<Value> = (0..n)
         .map(|i| {
             output(
-                &format!("o-lp-{i}"),
-                &format!("APP-LP-{i}"),
+                &format!("o-{prefix}-{i}"),
+                &format!("APP-{prefix}-{i}"),
                 5000,
                 0.5,
                 "approve",
@@ -408,16 +415,21 @@ both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
     g.ingest(&outputs).await;
     let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
     let mallory = g.desk("mallory", Role::Reviewer, 10_000.0).await;
-    let claimed = g.claim(&rita, 9).await;
-    assert_eq!(claimed.len(), 9);
-    let genuine: Vec<String> = claimed[..8].iter().map(|c| rita.approve(c)).collect();
-    let ninth = rita.approve(&claimed[8]);
+    let claimed = g.claim(&rita, u32::try_from(n).unwrap()).await;
+    assert_eq!(claimed.len(), n);
+    let genuine: Vec<String> = claimed[..n - 1].iter().map(|c| rita.approve(c)).collect();
+    let last = rita.approve(&claimed[n - 1]);
     let forged = {
-        let (header, rest) = ninth.split_once('.').unwrap();
+        let (header, rest) = last.split_once('.').unwrap();
         let payload = rest.split_once('.').unwrap().0;
         let other = countersign_core::jws::sign_compact(b"x", Some(&rita.key_id), &mallory.key);
         format!("{header}.{payload}.{}", other.rsplit('.').next().unwrap())
     };
+    (rita, genuine, last, forged)
+}
+
+both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
+    let (rita, genuine, ninth, forged) = approvals_and_a_forgery(&g, "LP", 9).await;
     let tampered = {
         let mut parts: Vec<String> = ninth.split('.').map(str::to_owned).collect();
         let mut payload = parts[1].clone().into_bytes();
@@ -464,30 +476,7 @@ both_backends!(a_large_mixed_push_is_judged_decision_by_decision, |g| {
 both_backends!(
     a_push_across_many_signature_chunks_keeps_every_decision_in_place,
     |g| {
-        let outputs: Vec<Value> = (0..101)
-            .map(|i| {
-                output(
-                    &format!("o-ch-{i}"),
-                    &format!("APP-CH-{i}"),
-                    5000,
-                    0.5,
-                    "approve",
-                )
-            })
-            .collect();
-        g.ingest(&outputs).await;
-        let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
-        let mallory = g.desk("mallory", Role::Reviewer, 10_000.0).await;
-        let claimed = g.claim(&rita, 101).await;
-        assert_eq!(claimed.len(), 101);
-        let genuine: Vec<String> = claimed[..100].iter().map(|c| rita.approve(c)).collect();
-        let last = rita.approve(&claimed[100]);
-        let forged = {
-            let (header, rest) = last.split_once('.').unwrap();
-            let payload = rest.split_once('.').unwrap().0;
-            let other = countersign_core::jws::sign_compact(b"x", Some(&rita.key_id), &mallory.key);
-            format!("{header}.{payload}.{}", other.rsplit('.').next().unwrap())
-        };
+        let (rita, genuine, _, forged) = approvals_and_a_forgery(&g, "CH", 101).await;
         // Device sequence number of each position; None where the push holds a refusal.
         let mut push: Vec<String> = genuine.clone();
         let mut seqs: Vec<Option<u64>> = (1..=100).map(Some).collect();
