@@ -297,6 +297,41 @@ both_backends!(
     }
 );
 
+// A claim reads unleased items and lapsed leases through separate indexes and merges them:
+// the queue's order holds across both, and an item on a live lease is never handed out.
+both_backends!(
+    a_claim_takes_lapsed_and_free_items_in_due_order_and_skips_live_leases,
+    |g| {
+        for (i, subject) in ["APP-Q1", "APP-Q2", "APP-Q3"].into_iter().enumerate() {
+            g.ingest(&[output(&format!("o-q{i}"), subject, 5000, 0.5, "approve")])
+                .await;
+        }
+        let rita = g.desk("rita", Role::Reviewer, 10_000.0).await;
+        let sam = g.desk("sam", Role::Reviewer, 10_000.0).await;
+        let subjects = |claimed: &[Value]| -> Vec<String> {
+            claimed
+                .iter()
+                .map(|c| c["item"]["subject"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(subjects(&g.claim(&rita, 2).await), ["APP-Q1", "APP-Q2"]);
+        // Rita's lease on the first item lapses; the second stays hers.
+        {
+            let mut tx = g.gate.db.begin_write().await.unwrap();
+            countersign_gate::on_tx!(&mut tx, conn => {
+                sqlx::query("UPDATE items SET lease_expires_at = 0 WHERE subject = 'APP-Q1'")
+                    .execute(&mut *conn).await.unwrap();
+                sqlx::query("UPDATE leases SET expires_at = 0 WHERE item_id = (SELECT item_id FROM items WHERE subject = 'APP-Q1')")
+                    .execute(&mut *conn).await.unwrap();
+            });
+            tx.commit().await.unwrap();
+        }
+        assert_eq!(subjects(&g.claim(&sam, 3).await), ["APP-Q1", "APP-Q3"]);
+        assert!(g.claim(&sam, 3).await.is_empty(), "everything is leased");
+        g.stop().await;
+    }
+);
+
 both_backends!(decision_on_an_expired_lease_conflicts, |g| {
     g.ingest(&[output("o-x", "APP-20", 5000, 0.5, "approve")])
         .await;

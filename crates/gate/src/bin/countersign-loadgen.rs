@@ -78,6 +78,10 @@ struct Args {
     /// review: decisions per round (shared by the reviewers of the round).
     #[arg(long, default_value_t = 2_000)]
     review_decisions: usize,
+    /// review: items another device holds on offline leases during the round, ahead of the
+    /// reviewers' items in the queue (a team with laptops out in the field).
+    #[arg(long, default_value_t = 0)]
+    held_leases: usize,
     /// push: decisions one device claims offline, signs and pushes.
     #[arg(long, default_value_t = 10_000)]
     push_decisions: usize,
@@ -597,6 +601,21 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
         bail!("--reviewers counts must be at least 1");
     }
     let gate = Arc::new(RunningGate::start(args).await?);
+    if args.held_leases > 0 {
+        // Ingested first, so they come first in the queue's order.
+        preload_review_items(&gate, "held", args.held_leases).await?;
+        let holder = gate.desk("offline-holder").await?;
+        let max_claim = gate.gate.config.max_claim as usize;
+        let mut held = 0;
+        while held < args.held_leases {
+            let want = (args.held_leases - held).min(max_claim);
+            let items = gate.claim(&holder, u32::try_from(want)?, true).await?;
+            if items.is_empty() {
+                bail!("only {held} of {} items could be held", args.held_leases);
+            }
+            held += items.len();
+        }
+    }
     preload_review_items(&gate, "review", args.review_decisions).await?;
     let mut desks = Vec::with_capacity(reviewers);
     for r in 0..reviewers {
@@ -647,8 +666,13 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
         .await?;
     Ok(ScenarioResult {
         scenario: format!(
-            "review loop ({reviewers} reviewer{})",
-            if reviewers == 1 { "" } else { "s" }
+            "review loop ({reviewers} reviewer{}{})",
+            if reviewers == 1 { "" } else { "s" },
+            if args.held_leases > 0 {
+                format!(", {} held offline", args.held_leases)
+            } else {
+                String::new()
+            }
         ),
         count,
         unit: "decisions",

@@ -133,19 +133,28 @@ impl Gate {
         // Items the caller may decide: within authority, not leased (or lease lapsed), not
         // already decided by them on this version (four-eyes) and not escalated by them.
         // The served item and the approvals so far come with the candidates: one statement for
-        // the whole claim instead of two more per item.
-        let sql = format!(
-            "SELECT i.item_id, i.current_version, i.active_lease_id, i.escalation_level, i.approvals_required, i.outcome, \
-                    v.served, v.served_sha256, ({APPROVALS_OF_I}) AS approvals_given \
-             FROM items i JOIN item_versions v ON v.item_id = i.item_id AND v.version = i.current_version \
-             WHERE i.queue = '{queue}' AND i.status IN {statuses} \
-               AND (i.active_lease_id IS NULL OR i.lease_expires_at < $1) \
-               AND i.authority_required <= $2 \
-               AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.user_id = $3 AND d.outcome = 'applied' \
-                               AND ((d.kind IN ('approve', 'correct') AND d.item_version = i.current_version) OR d.kind = 'escalate')){qa_exclusion} \
-             ORDER BY i.due_at, i.received_at \
-             LIMIT $4{lock}"
-        );
+        // the whole claim instead of two more per item. Unleased items and lapsed leases are
+        // read through an index each and merged here, so that items on live leases are never
+        // walked past (PostgreSQL allows no FOR UPDATE on a UNION).
+        let sqlite = !wtx.tx.is_postgres();
+        let candidates_sql = |index: &str, leased: &str| {
+            let indexed_by = if sqlite {
+                format!(" INDEXED BY {index}")
+            } else {
+                String::new()
+            };
+            format!(
+                "SELECT i.item_id, i.current_version, i.active_lease_id, i.escalation_level, i.approvals_required, i.outcome, \
+                        v.served, v.served_sha256, ({APPROVALS_OF_I}) AS approvals_given, i.due_at, i.received_at \
+                 FROM items i{indexed_by} JOIN item_versions v ON v.item_id = i.item_id AND v.version = i.current_version \
+                 WHERE i.queue = '{queue}' AND i.status IN {statuses} AND {leased} \
+                   AND i.authority_required <= $2 \
+                   AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.user_id = $3 AND d.outcome = 'applied' \
+                                   AND ((d.kind IN ('approve', 'correct') AND d.item_version = i.current_version) OR d.kind = 'escalate')){qa_exclusion} \
+                 ORDER BY i.due_at, i.received_at \
+                 LIMIT $4{lock}"
+            )
+        };
         type Candidate = (
             String,
             i64,
@@ -156,17 +165,31 @@ impl Gate {
             String,
             String,
             i64,
+            i64,
+            i64,
         );
-        let candidates: Vec<Candidate> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as(&sql)
-                .bind(now)
-                .bind(user.authority_limit)
-                .bind(&user.user_id)
-                .bind(i64::from(request.limit))
-                .fetch_all(conn)
-                .await
-                .map_err(DbError::from)?
-        });
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for sql in [
+            candidates_sql("items_unleased", "i.active_lease_id IS NULL"),
+            candidates_sql(
+                "items_lease_ends",
+                "i.active_lease_id IS NOT NULL AND i.lease_expires_at < $1",
+            ),
+        ] {
+            let rows: Vec<Candidate> = on_tx!(&mut wtx.tx, conn => {
+                sqlx::query_as(&sql)
+                    .bind(now)
+                    .bind(user.authority_limit)
+                    .bind(&user.user_id)
+                    .bind(i64::from(request.limit))
+                    .fetch_all(conn)
+                    .await
+                    .map_err(DbError::from)?
+            });
+            candidates.extend(rows);
+        }
+        candidates.sort_by_key(|c| (c.9, c.10));
+        candidates.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
         let mut claimed = Vec::with_capacity(candidates.len());
         let mut new_leases = Vec::with_capacity(candidates.len());
         for (
@@ -179,6 +202,8 @@ impl Gate {
             served,
             served_sha256,
             approvals_given,
+            _,
+            _,
         ) in candidates
         {
             let item_uuid = parse_uuid(&item_id)?;
