@@ -189,6 +189,8 @@ impl Gate {
             candidates.extend(rows);
         }
         candidates.sort_by_key(|c| (c.9, c.10));
+        // On PostgreSQL the rows cut here stay locked until this claim commits: a concurrent
+        // claim skips them for that moment and finds them free afterwards.
         candidates.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
         let mut claimed = Vec::with_capacity(candidates.len());
         let mut new_leases = Vec::with_capacity(candidates.len());
