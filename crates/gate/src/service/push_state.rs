@@ -25,6 +25,8 @@ use crate::{on_tx, write_later};
 /// Ids per `IN (...)` list: well under SQLite's limit on bound parameters.
 const CHUNK: usize = 400;
 
+const EARLIER_COLUMNS: &str = "decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(super) struct EarlierDecision {
     pub decision_id: String,
@@ -256,12 +258,14 @@ impl PushState {
         for (seqs, ids) in seqs.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
             reads.push(Read::Earlier);
             selects.push(
-                Select::new("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = ")
-                    .bind(device_id)
-                    .push(" AND device_seq IN")
-                    .in_list(seqs.iter().copied())
-                    .push(") OR decision_id IN")
-                    .in_list(ids.iter().copied()),
+                Select::new(format!(
+                    "SELECT {EARLIER_COLUMNS} FROM decisions WHERE (device_id = "
+                ))
+                .bind(device_id)
+                .push(" AND device_seq IN")
+                .in_list(seqs.iter().copied())
+                .push(") OR decision_id IN")
+                .in_list(ids.iter().copied()),
             );
         }
         // Only reasons and corrections are checked against the served item.
@@ -364,8 +368,11 @@ impl PushState {
         keys: &RowKeys,
     ) -> Result<(), GateError> {
         self.sync(wtx).await?;
+        let sql = format!(
+            "SELECT {EARLIER_COLUMNS} FROM decisions WHERE (device_id = $1 AND device_seq = $2) OR decision_id = $3"
+        );
         let rows: Vec<EarlierDecision> = on_tx!(&mut wtx.tx, conn => {
-            sqlx::query_as("SELECT decision_id, device_id, device_seq, jws_sha256, outcome, outcome_code, outcome_message, log_index FROM decisions WHERE (device_id = $1 AND device_seq = $2) OR decision_id = $3")
+            sqlx::query_as(&sql)
                 .bind(&self.device_id)
                 .bind(keys.device_seq)
                 .bind(&keys.decision_id)
