@@ -82,6 +82,12 @@ struct Args {
     /// reviewers' items in the queue (a team with laptops out in the field).
     #[arg(long, default_value_t = 0)]
     held_leases: usize,
+    /// review: loops each reviewer starts per second, on a fixed schedule (an open loop); a
+    /// loop's latency then counts from its scheduled start, so a slow gate cannot hide its
+    /// queueing by delaying the next request. Without it every reviewer starts the next loop as
+    /// soon as the last one ends, which measures saturation.
+    #[arg(long)]
+    review_pace: Option<f64>,
     /// push: decisions one device claims offline, signs and pushes.
     #[arg(long, default_value_t = 10_000)]
     push_decisions: usize,
@@ -623,10 +629,19 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
     }
     let remaining = Arc::new(AtomicUsize::new(args.review_decisions));
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
+    let period = match args.review_pace {
+        Some(pace) if pace.is_finite() && pace > 0.0 => Some(Duration::from_secs_f64(1.0 / pace)),
+        Some(pace) => {
+            bail!("--review-pace must be a positive number of loops per second, not {pace}")
+        }
+        None => None,
+    };
     let started = Instant::now();
     let mut loops = JoinSet::new();
-    for mut desk in desks {
+    for (r, mut desk) in desks.into_iter().enumerate() {
         let (gate, remaining) = (gate.clone(), remaining.clone());
+        // Reviewers' schedules are staggered evenly over one period.
+        let mut scheduled = period.map(|p| started + p.mul_f64(r as f64 / reviewers as f64));
         loops.spawn(async move {
             let (mut iterations, mut claims, mut pushes) = (Vec::new(), Vec::new(), Vec::new());
             while Instant::now() < deadline
@@ -634,6 +649,9 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                     .is_ok()
             {
+                if let Some(at) = scheduled {
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 let begin = Instant::now();
                 let items = gate.claim(&desk, 1, false).await?;
                 let claimed_at = Instant::now();
@@ -646,7 +664,10 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
                 let end = Instant::now();
                 claims.push(claimed_at - begin);
                 pushes.push(end - push_begin);
-                iterations.push(end - begin);
+                iterations.push(end - scheduled.unwrap_or(begin));
+                if let (Some(at), Some(p)) = (scheduled.as_mut(), period) {
+                    *at += p;
+                }
             }
             anyhow::Ok((iterations, claims, pushes))
         });
@@ -666,8 +687,11 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
         .await?;
     Ok(ScenarioResult {
         scenario: format!(
-            "review loop ({reviewers} reviewer{}{})",
+            "review loop ({reviewers} reviewer{}{}{})",
             if reviewers == 1 { "" } else { "s" },
+            args.review_pace
+                .map(|p| format!(", {p}/s each"))
+                .unwrap_or_default(),
             if args.held_leases > 0 {
                 format!(", {} held offline", args.held_leases)
             } else {
