@@ -346,6 +346,30 @@ impl RunningGate {
         Ok(response.items)
     }
 
+    /// Claims `count` items on offline leases, in claims of at most the gate's `max_claim`,
+    /// stopping early at `deadline`.
+    async fn claim_offline(
+        &self,
+        desk: &Desk,
+        count: usize,
+        deadline: Instant,
+    ) -> anyhow::Result<Vec<ClaimedItem>> {
+        let max_claim = self.gate.config.max_claim as usize;
+        let mut claimed = Vec::with_capacity(count);
+        while claimed.len() < count && Instant::now() < deadline {
+            let want = (count - claimed.len()).min(max_claim);
+            let items = self.claim(desk, u32::try_from(want)?, true).await?;
+            if items.is_empty() {
+                bail!(
+                    "the queue ran dry after {} of {count} offline claims",
+                    claimed.len()
+                );
+            }
+            claimed.extend(items);
+        }
+        Ok(claimed)
+    }
+
     /// Pushes signed decisions and checks that every one was applied.
     async fn push(&self, desk: &Desk, decisions: &[String]) -> anyhow::Result<()> {
         let body = serde_json::to_vec(&json!({ "decisions": decisions }))?;
@@ -606,20 +630,28 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
     if reviewers == 0 {
         bail!("--reviewers counts must be at least 1");
     }
+    let period = match args.review_pace {
+        Some(pace) if pace.is_finite() && pace > 0.0 => Some(Duration::from_secs_f64(1.0 / pace)),
+        Some(pace) => {
+            bail!("--review-pace must be a positive number of loops per second, not {pace}")
+        }
+        None => None,
+    };
     let gate = Arc::new(RunningGate::start(args).await?);
     if args.held_leases > 0 {
         // Ingested first, so they come first in the queue's order.
         preload_review_items(&gate, "held", args.held_leases).await?;
         let holder = gate.desk("offline-holder").await?;
-        let max_claim = gate.gate.config.max_claim as usize;
-        let mut held = 0;
-        while held < args.held_leases {
-            let want = (args.held_leases - held).min(max_claim);
-            let items = gate.claim(&holder, u32::try_from(want)?, true).await?;
-            if items.is_empty() {
-                bail!("only {held} of {} items could be held", args.held_leases);
-            }
-            held += items.len();
+        let setup_deadline = Instant::now() + Duration::from_secs(args.time_limit);
+        let held = gate
+            .claim_offline(&holder, args.held_leases, setup_deadline)
+            .await?;
+        if held.len() < args.held_leases {
+            bail!(
+                "only {} of {} items could be held",
+                held.len(),
+                args.held_leases
+            );
         }
     }
     preload_review_items(&gate, "review", args.review_decisions).await?;
@@ -629,13 +661,6 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
     }
     let remaining = Arc::new(AtomicUsize::new(args.review_decisions));
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
-    let period = match args.review_pace {
-        Some(pace) if pace.is_finite() && pace > 0.0 => Some(Duration::from_secs_f64(1.0 / pace)),
-        Some(pace) => {
-            bail!("--review-pace must be a positive number of loops per second, not {pace}")
-        }
-        None => None,
-    };
     let started = Instant::now();
     let mut loops = JoinSet::new();
     for (r, mut desk) in desks.into_iter().enumerate() {
@@ -719,18 +744,11 @@ async fn run_push(args: &Args) -> anyhow::Result<ScenarioResult> {
     let gate = RunningGate::start(args).await?;
     preload_review_items(&gate, "push", args.push_decisions).await?;
     let mut desk = gate.desk("offline-reviewer").await?;
-    let max_claim = gate.gate.config.max_claim as usize;
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
     let started = Instant::now();
-    let mut claimed = Vec::with_capacity(args.push_decisions);
-    while claimed.len() < args.push_decisions && Instant::now() < deadline {
-        let want = (args.push_decisions - claimed.len()).min(max_claim);
-        let items = gate.claim(&desk, u32::try_from(want)?, true).await?;
-        if items.is_empty() {
-            bail!("the queue ran dry after {} claims", claimed.len());
-        }
-        claimed.extend(items);
-    }
+    let claimed = gate
+        .claim_offline(&desk, args.push_decisions, deadline)
+        .await?;
     let claim_time = started.elapsed();
     let signing = Instant::now();
     let signed = claimed
