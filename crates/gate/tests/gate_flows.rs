@@ -643,6 +643,65 @@ both_backends!(ingest_is_idempotent_on_output_id, |g| {
     g.stop().await;
 });
 
+both_backends!(ingest_reads_canonical_and_other_spellings_alike, |g| {
+    let token = g.source_token.clone();
+    let canonical =
+        |v: &Value| countersign_core::canonical::canonicalize(v.to_string().as_bytes()).unwrap();
+    let pretty = |v: &Value| serde_json::to_vec_pretty(v).unwrap();
+    let a = output("o-spell-a", "APP-75", 5000, 0.5, "approve");
+    let mut b = output("o-spell-b", "APP-76", 5000, 0.95, "approve");
+    b["input"]["ratio"] = json!(100.0);
+    let mut c = output("o-spell-c", "APP-77", 5000, 0.9, "approve");
+    c["source"] = json!("someone-else");
+    let batch = |parts: &[Vec<u8>]| {
+        let mut body = b"[ ".to_vec();
+        body.extend(parts.join(&b" ,\n"[..]));
+        body.extend(b" ]");
+        body
+    };
+    // One canonical, one pretty-printed, one canonical but invalid, in one batch.
+    let (status, first) = g
+        .post(
+            "/v1/outputs",
+            Some(&token),
+            batch(&[canonical(&a), pretty(&b), canonical(&c)]),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let first = first["results"].as_array().unwrap().clone();
+    assert_eq!(first[0]["status"], "accepted", "{first:?}");
+    assert_eq!(first[1]["status"], "accepted", "{first:?}");
+    assert_eq!(first[2]["status"], "rejected");
+    assert_eq!(first[2]["output_id"], "o-spell-c");
+    assert_eq!(first[2]["error"]["code"], "source_mismatch");
+    // The same outputs in the other spelling are the same outputs: duplicates, not reuses.
+    let (status, second) = g
+        .post(
+            "/v1/outputs",
+            Some(&token),
+            batch(&[pretty(&a), canonical(&b)]),
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let second = second["results"].as_array().unwrap().clone();
+    for (again, before) in second.iter().zip(&first) {
+        assert_eq!(again["status"], "duplicate", "{again}");
+        assert_eq!(again["item_id"], before["item_id"]);
+    }
+    // A duplicate key inside an output still refuses the whole request.
+    let (status, body) = g
+        .post(
+            "/v1/outputs",
+            Some(&token),
+            batch(&[canonical(&a), br#"{"v":1,"v":1}"#.to_vec()]),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "malformed_json");
+    assert_eq!(g.count("outputs").await, 2);
+    g.stop().await;
+});
+
 both_backends!(log_proofs_and_checkpoints_verify, |g| {
     g.ingest(&[
         output("o-l1", "APP-80", 5000, 0.95, "approve"),
