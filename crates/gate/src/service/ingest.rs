@@ -408,8 +408,9 @@ fn check_and_prepare(
 
 /// [`check_and_prepare`] for a batch (a JSON array) read one output at a time: an output in
 /// canonical form is read straight from its text ([`canonical_output`]), any other one as
-/// before. Sources that post canonical JSON skip a third of the parsing work (the strict parse
-/// into a `Value`, its canonical form, the `Value` turned into an `Output`). `None` when the
+/// before. Sources that post canonical JSON skip the strict parse into a `Value`, its canonical
+/// form and the `Value` turned into an `Output`: about a tenth of ingest's CPU per output
+/// (BENCHMARKS.md, "Fifth pass"). `None` when the
 /// request is not such a batch, or any output in it is not strict JSON or not an object: the
 /// general path then judges the whole request and says what is wrong with it.
 fn check_and_prepare_batch(
