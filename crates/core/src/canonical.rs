@@ -492,9 +492,24 @@ pub(crate) fn canonical_text(bytes: &[u8]) -> Result<&str, CanonError> {
 }
 
 fn canonical_or_none(bytes: &[u8]) -> Option<&str> {
+    canonical_with_depth(bytes).map(|(text, _)| text)
+}
+
+/// How deep `bytes` nest (a scalar 0, `[]` 1, `{"a":[1]}` 2) when they are canonical JSON;
+/// `None` when they are not. Unlike [`check_canonical`] a refusal costs nothing more than the
+/// scan, so a caller can try the canonical reading first and fall back to [`parse_strict`].
+pub fn canonical_depth(bytes: &[u8]) -> Option<usize> {
+    canonical_with_depth(bytes).map(|(_, depth)| depth)
+}
+
+fn canonical_with_depth(bytes: &[u8]) -> Option<(&str, usize)> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let mut checker = Checker { text, pos: 0 };
-    (checker.value(0) && checker.pos == bytes.len()).then_some(text)
+    let mut checker = Checker {
+        text,
+        pos: 0,
+        deepest: 0,
+    };
+    (checker.value(0) && checker.pos == bytes.len()).then_some((text, checker.deepest))
 }
 
 /// A recognizer for canonical JSON. Every method returns `false` (or `None`) as soon as the input
@@ -502,6 +517,8 @@ fn canonical_or_none(bytes: &[u8]) -> Option<&str> {
 struct Checker<'a> {
     text: &'a str,
     pos: usize,
+    /// The deepest nesting entered so far.
+    deepest: usize,
 }
 
 impl<'a> Checker<'a> {
@@ -542,6 +559,7 @@ impl<'a> Checker<'a> {
 
     fn array(&mut self, depth: usize) -> bool {
         self.pos += 1;
+        self.deepest = self.deepest.max(depth);
         if self.eat(b']') {
             return true;
         }
@@ -560,6 +578,7 @@ impl<'a> Checker<'a> {
 
     fn object(&mut self, depth: usize) -> bool {
         self.pos += 1;
+        self.deepest = self.deepest.max(depth);
         if self.eat(b'}') {
             return true;
         }
@@ -851,6 +870,25 @@ mod tests {
         assert!(check_canonical(b"\xff").is_err());
     }
 
+    /// How deep a value nests: a scalar 0, an empty array or object 1.
+    fn nesting(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn canonical_depth_is_the_nesting_of_canonical_text_only() {
+        assert_eq!(canonical_depth(b"1"), Some(0));
+        assert_eq!(canonical_depth(b"[]"), Some(1));
+        assert_eq!(canonical_depth(br#"{"a":[1,{"b":"[[["}]}"#), Some(3));
+        assert_eq!(canonical_depth(br#"{"a": 1}"#), None);
+        assert_eq!(canonical_depth(br#"{"b":1,"a":1}"#), None);
+        assert_eq!(canonical_depth(b"\xff"), None);
+    }
+
     /// Random documents, in canonical form and with small mutations: the fast check and the
     /// definition must always agree.
     #[test]
@@ -916,6 +954,7 @@ mod tests {
             let value = random(&mut next, 0);
             let bytes = to_canonical_bytes(&value).unwrap();
             assert_eq!(check_canonical(&bytes), Ok(()), "{value}");
+            assert_eq!(canonical_depth(&bytes), Some(nesting(&value)), "{value}");
             canonical += 1;
             let pretty = serde_json::to_vec_pretty(&value).unwrap();
             assert_eq!(check_canonical(&pretty).is_ok(), pretty == bytes, "{value}");
@@ -933,6 +972,7 @@ mod tests {
                     }
                 }
                 let fast = check_canonical(&mutated).is_ok();
+                assert_eq!(canonical_depth(&mutated).is_some(), fast);
                 assert_eq!(
                     fast,
                     canonical_by_definition(&mutated),

@@ -226,40 +226,12 @@ fn validate_output(
 /// made here; the general path ([`validate_output`]) then judges it and names the error.
 fn canonical_output(config: &GateConfig, text: &str) -> Option<(Output, String)> {
     if text.len() > config.max_output_bytes
-        || canonical::check_canonical(text.as_bytes()).is_err()
-        || canonical_depth(text) > config.max_output_depth
+        || canonical::canonical_depth(text.as_bytes())? > config.max_output_depth
     {
         return None;
     }
     let output = serde_json::from_str(text).ok()?;
     Some((output, text.to_owned()))
-}
-
-/// How deep canonical JSON text nests, counted as [`depth`] counts a value. Canonical text
-/// escapes every quote inside a string, so brackets count only outside strings.
-fn canonical_depth(text: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for byte in text.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
 }
 
 /// The checks on a parsed output that do not depend on how it was read.
@@ -390,20 +362,30 @@ fn check_and_prepare(
             ),
         ));
     }
-    let mut checked = Vec::with_capacity(values.len());
-    for (position, value) in values.into_iter().enumerate() {
-        let output_id = value
-            .get("output_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let prepared = validate_output(config, source, position, value)
-            .and_then(|v| prepare(v, policy, context));
-        checked.push(match prepared {
-            Ok(p) => p,
-            Err(e) => Checked::Rejected(rejected(position, output_id, &e)),
-        });
-    }
-    Ok(checked)
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .map(|(position, value)| check_value(config, policy, context, source, position, value))
+        .collect())
+}
+
+/// Validates and prepares one output read into a `Value`; a refusal names the output's id when
+/// it has one.
+fn check_value(
+    config: &GateConfig,
+    policy: &Policy,
+    context: &RouteContext<'_>,
+    source: &str,
+    position: usize,
+    value: Value,
+) -> Checked {
+    let output_id = value
+        .get("output_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let prepared =
+        validate_output(config, source, position, value).and_then(|v| prepare(v, policy, context));
+    prepared.unwrap_or_else(|e| Checked::Rejected(rejected(position, output_id, &e)))
 }
 
 /// [`check_and_prepare`] for a batch (a JSON array) read one output at a time: an output in
@@ -427,29 +409,19 @@ fn check_and_prepare_batch(
     let mut checked = Vec::with_capacity(texts.len());
     for (position, text) in texts.into_iter().enumerate() {
         let text = text.get();
-        let prepared = match canonical_output(config, text) {
+        checked.push(match canonical_output(config, text) {
             Some((output, body)) => {
                 let output_id = output.output_id.clone();
                 check_output(source, position, output, body)
                     .and_then(|v| prepare(v, policy, context))
-                    .map_err(|e| (Some(output_id), e))
+                    .unwrap_or_else(|e| Checked::Rejected(rejected(position, Some(output_id), &e)))
             }
             None => match canonical::parse_strict(text.as_bytes()) {
                 Ok(value @ Value::Object(_)) => {
-                    let output_id = value
-                        .get("output_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    validate_output(config, source, position, value)
-                        .and_then(|v| prepare(v, policy, context))
-                        .map_err(|e| (output_id, e))
+                    check_value(config, policy, context, source, position, value)
                 }
                 _ => return None,
             },
-        };
-        checked.push(match prepared {
-            Ok(p) => p,
-            Err((output_id, e)) => Checked::Rejected(rejected(position, output_id, &e)),
         });
     }
     Some(checked)
@@ -1049,8 +1021,13 @@ mod tests {
             json!({"a": "x\"[[[", "b": "\\", "c": [[["\\\"{"]]]}),
             json!([[[[[[[[1]]]]]]]]),
         ] {
-            let text = String::from_utf8(crate::canon::value_to_vec(&value).unwrap()).unwrap();
-            assert_eq!(canonical_depth(&text), depth(&value), "{text}");
+            let text = crate::canon::value_to_vec(&value).unwrap();
+            assert_eq!(
+                canonical::canonical_depth(&text),
+                Some(depth(&value)),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
 
