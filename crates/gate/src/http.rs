@@ -74,15 +74,29 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     type Rejection = GateError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GateError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| GateError::new(e.status(), "invalid_body", e.body_text()))?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         // Strict parsing first: duplicate keys, lone surrogates and hostile nesting are refused.
         let value = countersign_core::canonical::parse_strict(&bytes)
             .map_err(|e| GateError::bad_request("malformed_json", e.to_string()))?;
         serde_json::from_value(value)
             .map(JsonBody)
             .map_err(|e| GateError::unprocessable("invalid_request", e.to_string()))
+    }
+}
+
+/// A raw request body (what ingest parses itself) whose failures, such as a body over the
+/// limit, are `{code, message}`.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RawBody {
+    type Rejection = GateError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, GateError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|e| GateError::new(e.status(), "invalid_body", e.body_text()))
     }
 }
 
@@ -213,8 +227,58 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
             GateError::internal("the gate hit an internal error").into_response()
         }))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(json_error_body))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Every error leaves the gate as `{code, message}`. The extractors and handlers make theirs
+/// so; this catches what axum and tower answer on their own (405 with its `Allow` header, 408
+/// from the timeout) and any rejection an extractor leaves as text, keeping status, headers
+/// and the text as the message.
+async fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Such bodies are a line of text; anything longer is cut rather than buffered.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "this endpoint does not take that method; see `Allow`".to_owned()
+            }
+            StatusCode::REQUEST_TIMEOUT => "the request took too long and was abandoned".to_owned(),
+            s => s.canonical_reason().unwrap_or("error").to_owned(),
+        }
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let json = Json(ErrorBody {
+        code: code.to_owned(),
+        message,
+    })
+    .into_response();
+    let (json_parts, json_body) = json.into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
 }
 
 async fn not_found() -> GateError {
@@ -232,7 +296,7 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 async fn ingest(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, GateError> {
     let source = principal.source()?;
     let results = state.gate.ingest(source, &body).await?;
@@ -307,6 +371,7 @@ async fn claim(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LeasesQuery {
     /// Include leases that ended (withdrawn, reassigned, superseded, decided...).
     #[serde(default)]
@@ -319,7 +384,7 @@ struct LeasesQuery {
 async fn leases(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Query(query): Query<LeasesQuery>,
+    QueryParams(query): QueryParams<LeasesQuery>,
 ) -> Result<Json<LeasesResponse>, GateError> {
     let leases = state.gate.device_leases(&principal, query.all).await?;
     Ok(Json(LeasesResponse { leases }))
@@ -356,6 +421,7 @@ async fn return_leases(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WithdrawQuery {
     #[serde(default)]
     reason: String,
@@ -367,8 +433,8 @@ struct WithdrawQuery {
 async fn withdraw(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(lease_id): Path<Uuid>,
-    Query(query): Query<WithdrawQuery>,
+    UuidPath(lease_id): UuidPath,
+    QueryParams(query): QueryParams<WithdrawQuery>,
 ) -> Result<Json<LeaseState>, GateError> {
     Ok(Json(
         state
@@ -384,7 +450,7 @@ async fn withdraw(
 async fn reassign(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(lease_id): Path<Uuid>,
+    UuidPath(lease_id): UuidPath,
     JsonBody(request): JsonBody<ReassignRequest>,
 ) -> Result<Json<LeaseState>, GateError> {
     Ok(Json(
@@ -411,6 +477,7 @@ async fn push(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReleasesQuery {
     /// Start after this release sequence number; defaults to the consumer's acknowledged cursor.
     after: Option<u64>,
@@ -428,7 +495,7 @@ fn default_page() -> u32 {
 async fn releases(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Query(query): Query<ReleasesQuery>,
+    QueryParams(query): QueryParams<ReleasesQuery>,
 ) -> Result<Json<ReleasesResponse>, GateError> {
     let consumer = principal.consumer()?;
     Ok(Json(
@@ -466,6 +533,7 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Json<CheckpointResp
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InclusionQuery {
     index: u64,
     size: u64,
@@ -476,7 +544,7 @@ struct InclusionQuery {
     responses((status = 200, body = ProofResponse), (status = 400, body = ErrorBody)))]
 async fn inclusion(
     State(state): State<AppState>,
-    Query(q): Query<InclusionQuery>,
+    QueryParams(q): QueryParams<InclusionQuery>,
 ) -> Result<Json<ProofResponse>, GateError> {
     let mut tx = state.gate.db.begin_read().await?;
     check_size(&state, &mut tx, q.size).await?;
@@ -491,6 +559,7 @@ async fn inclusion(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ConsistencyQuery {
     from: u64,
     to: u64,
@@ -501,7 +570,7 @@ struct ConsistencyQuery {
     responses((status = 200, body = ProofResponse), (status = 400, body = ErrorBody)))]
 async fn consistency(
     State(state): State<AppState>,
-    Query(q): Query<ConsistencyQuery>,
+    QueryParams(q): QueryParams<ConsistencyQuery>,
 ) -> Result<Json<ProofResponse>, GateError> {
     let mut tx = state.gate.db.begin_read().await?;
     check_size(&state, &mut tx, q.to).await?;
@@ -527,6 +596,7 @@ async fn check_size(state: &AppState, tx: &mut crate::db::Tx, size: u64) -> Resu
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EntriesQuery {
     start: u64,
     #[serde(default = "default_page")]
@@ -538,7 +608,7 @@ struct EntriesQuery {
     responses((status = 200, body = EntriesResponse)))]
 async fn entries(
     State(state): State<AppState>,
-    Query(q): Query<EntriesQuery>,
+    QueryParams(q): QueryParams<EntriesQuery>,
 ) -> Result<Json<EntriesResponse>, GateError> {
     let limit = u64::from(q.limit.clamp(1, 1000));
     let mut tx = state.gate.db.begin_read().await?;

@@ -73,6 +73,129 @@ async fn openapi_health_and_errors() {
     g.stop().await;
 }
 
+/// What axum and tower would answer on their own (a query or path that does not parse, a body
+/// over the limit, a method the endpoint does not take) is `{code, message}` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_by_the_framework_are_json_too() {
+    let config = countersign_gate::GateConfig {
+        max_output_bytes: 1024,
+        max_batch: 4,
+        ..countersign_gate::GateConfig::default()
+    };
+    let g = TestGate::start_with(Backend::Sqlite, config, None).await;
+    let token = g.source_token.clone();
+    let consumer = g.consumer_token.clone();
+    let before = g.get("/v1/log/checkpoint", None).await.1["size"].clone();
+    let client = reqwest::Client::new();
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            client
+                .get(format!("{}/v1/log/entries?start=abc", g.base))
+                .bearer_auth(&token),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .get(format!("{}/v1/log/proof/consistency?from=1&to=-2", g.base))
+                .bearer_auth(&token),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .get(format!("{}/v1/log/proof/inclusion?index=x", g.base))
+                .bearer_auth(&token),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .get(format!("{}/v1/releases?after=minus", g.base))
+                .bearer_auth(&consumer),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .get(format!("{}/v1/leases?all=perhaps", g.base))
+                .bearer_auth(&token),
+            400,
+            "invalid_query",
+        ),
+        (
+            client
+                .post(format!("{}/v1/leases/not-a-uuid/withdraw?reason=x", g.base))
+                .bearer_auth(&token),
+            400,
+            "invalid_path",
+        ),
+        (
+            client
+                .post(format!("{}/v1/leases/not-a-uuid/reassign", g.base))
+                .bearer_auth(&token)
+                .body("{}"),
+            400,
+            "invalid_path",
+        ),
+        (
+            client
+                .post(format!("{}/v1/outputs", g.base))
+                .bearer_auth(&token)
+                .body(vec![b' '; 10_000]),
+            413,
+            "invalid_body",
+        ),
+        (
+            client
+                .post(format!("{}/v1/claims", g.base))
+                .bearer_auth(&token)
+                .body(vec![b' '; 10_000]),
+            413,
+            "invalid_body",
+        ),
+        (
+            client
+                .delete(format!("{}/v1/outputs", g.base))
+                .bearer_auth(&token),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            client.put(format!("{}/healthz", g.base)),
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let request = request.build().unwrap();
+        let what = format!("{} {}", request.method(), request.url());
+        let response = client.execute(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        let allow = response.headers().get("allow").cloned();
+        let content_type = response.headers().get("content-type").cloned();
+        let text = response.text().await.unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{what} answered {text:?}, not JSON"));
+        assert_eq!(body["code"], code, "{what}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+        assert_eq!(
+            content_type.unwrap().to_str().unwrap(),
+            "application/json",
+            "{what}"
+        );
+        if status == 405 {
+            assert!(allow.is_some(), "{what}: a 405 still says what is allowed");
+        }
+    }
+    // Nothing was logged by any of them.
+    assert_eq!(g.get("/v1/log/checkpoint", None).await.1["size"], before);
+    g.stop().await;
+}
+
 /// docs/openapi.json is generated from the code; this fails when it is stale.
 /// Regenerate with `UPDATE_OPENAPI=1 cargo test -p countersign-gate --test operations`.
 #[test]
