@@ -1,11 +1,12 @@
 //! `countersign verify-bundle DIR`: checks an audit bundle exported by the gate, offline.
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use countersign_core::bundle::{BundleFiles, verify_bundle};
 
 use crate::failure::{Failure, Outcome};
-use crate::input::io_reason;
+use crate::input::{MAX_INPUT_BYTES, io_reason};
 
 /// Verify an audit bundle exported with `countersign-gate audit export DIR`.
 ///
@@ -28,14 +29,42 @@ pub struct VerifyBundleArgs {
     pub log_key: Option<String>,
 }
 
+/// Reads one bundle file whole. Unlike the other commands' inputs a bundle's entries may run to
+/// gigabytes, so no fixed limit applies to them; but each must be a regular file and is read
+/// only to the length it had when opened, so that a device, a pipe or a file still being
+/// written (a bundle symlinked to `/dev/zero`) is refused instead of filling memory. The
+/// manifest is a few hundred bytes and keeps the common input limit.
 fn read(dir: &Path, name: &str) -> Outcome<Vec<u8>> {
     let path = dir.join(name);
-    std::fs::read(&path)
-        .map_err(|e| Failure::input(format!("cannot read {}: {}", path.display(), io_reason(&e))))
+    let shown = path.display();
+    let cannot =
+        |e: &std::io::Error| Failure::input(format!("cannot read {shown}: {}", io_reason(e)));
+    let file = std::fs::File::open(&path).map_err(|e| cannot(&e))?;
+    let meta = file.metadata().map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(Failure::input(format!("{shown} is not a regular file")));
+    }
+    let len = meta.len();
+    if name == MANIFEST && len > MAX_INPUT_BYTES {
+        return Err(Failure::input(format!(
+            "{shown} is larger than the {} MiB input limit",
+            MAX_INPUT_BYTES >> 20
+        )));
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(usize::try_from(len).unwrap_or(usize::MAX))
+        .map_err(|_| Failure::input(format!("{shown} ({len} bytes) does not fit in memory")))?;
+    file.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    Ok(bytes)
 }
 
+const MANIFEST: &str = "manifest.json";
+
 pub fn run(args: &VerifyBundleArgs) -> Outcome {
-    let manifest = read(&args.dir, "manifest.json")?;
+    let manifest = read(&args.dir, MANIFEST)?;
     let entries = read(&args.dir, "entries.jsonl")?;
     let checkpoints = read(&args.dir, "checkpoints.jsonl")?;
     let keys = read(&args.dir, "keys.jsonl")?;

@@ -180,6 +180,62 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("entries.jsonl"));
 
+    // A bundle file that is a device or a directory is refused at once, not read without end.
+    #[cfg(unix)]
+    for name in ["manifest.json", "entries.jsonl", "keys.jsonl"] {
+        let path = bundle.join(name);
+        let kept = dir.path().join(format!("kept-{name}"));
+        std::fs::rename(&path, &kept).unwrap();
+        for (what, make) in [
+            (
+                "a device",
+                Box::new(|p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())
+                    as Box<dyn Fn(&std::path::Path)>,
+            ),
+            (
+                "a directory",
+                Box::new(|p: &std::path::Path| std::fs::create_dir(p).unwrap()),
+            ),
+        ] {
+            make(&path);
+            let out = Command::cargo_bin("countersign")
+                .unwrap()
+                .arg("verify-bundle")
+                .arg(&bundle)
+                .timeout(std::time::Duration::from_secs(20))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} as {what}: {stderr}");
+            assert!(
+                stderr.contains("is not a regular file"),
+                "{name} as {what}: {stderr}"
+            );
+            if path.is_dir() {
+                std::fs::remove_dir(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        std::fs::rename(&kept, &path).unwrap();
+    }
+    // An oversized manifest is refused before it is read.
+    let manifest = bundle.join("manifest.json");
+    let kept_manifest = std::fs::read(&manifest).unwrap();
+    std::fs::File::create(&manifest)
+        .unwrap()
+        .set_len(countersign_cli_input_limit() + 1)
+        .unwrap();
+    let out = Command::cargo_bin("countersign")
+        .unwrap()
+        .arg("verify-bundle")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("input limit"));
+    std::fs::write(&manifest, kept_manifest).unwrap();
+
     // A different log key than the one the auditor trusts.
     std::fs::write(&entries_path, &original).unwrap();
     let other = countersign_core::checkpoint::NoteSigner::new(
@@ -197,4 +253,9 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// The CLI's input limit (16 MiB), as its help states it.
+fn countersign_cli_input_limit() -> u64 {
+    16 << 20
 }
