@@ -314,12 +314,24 @@ fn rfc3339_ms(text: &str) -> anyhow::Result<i64> {
         .map_err(|e| anyhow::anyhow!("`{text}` is not an RFC 3339 time: {e}"))
 }
 
+/// The largest policy file read; real ones are a few kilobytes.
+const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
 fn read_policy(file: &std::path::Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    if meta.len() > 1024 * 1024 {
-        anyhow::bail!("{}: a policy file is limited to 1 MiB", file.display());
+    use std::io::Read as _;
+    let shown = file.display();
+    let opened = std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    // The length is checked on the bytes read, not on the metadata: a device or a pipe reports
+    // none and would otherwise be read without end.
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_POLICY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_POLICY_BYTES {
+        anyhow::bail!("{shown}: a policy file is limited to 1 MiB");
     }
-    std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown}: a policy file is UTF-8 text"))
 }
 
 async fn serve(store: &StoreArgs, args: ServeArgs) -> anyhow::Result<()> {
