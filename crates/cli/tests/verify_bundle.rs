@@ -108,18 +108,27 @@ async fn export_bundle(dir: &std::path::Path) -> String {
     gate.log_public_key()
 }
 
+/// The CLI's input limit, 16 MiB.
+const CLI_INPUT_LIMIT: u64 = 16 << 20;
+
+/// `countersign verify-bundle BUNDLE ARGS`; one that does not end within 30 s fails.
+fn verify(bundle: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("countersign")
+        .unwrap()
+        .arg("verify-bundle")
+        .arg(bundle)
+        .args(args)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let log_key = export_bundle(dir.path()).await;
     let bundle = dir.path().join("bundle");
-    let out = Command::cargo_bin("countersign")
-        .unwrap()
-        .arg("verify-bundle")
-        .arg(&bundle)
-        .args(["--log-key", &log_key])
-        .output()
-        .unwrap();
+    let out = verify(&bundle, &["--log-key", &log_key]);
     assert!(
         out.status.success(),
         "{}",
@@ -151,12 +160,7 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
         tampered.push(b'\n');
     }
     std::fs::write(&entries_path, &tampered).unwrap();
-    let out = Command::cargo_bin("countersign")
-        .unwrap()
-        .arg("verify-bundle")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let out = verify(&bundle, &[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -171,12 +175,7 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
         }
     }
     std::fs::write(&entries_path, &removed).unwrap();
-    let out = Command::cargo_bin("countersign")
-        .unwrap()
-        .arg("verify-bundle")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let out = verify(&bundle, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("entries.jsonl"));
 
@@ -186,25 +185,13 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
         let path = bundle.join(name);
         let kept = dir.path().join(format!("kept-{name}"));
         std::fs::rename(&path, &kept).unwrap();
-        for (what, make) in [
-            (
-                "a device",
-                Box::new(|p: &std::path::Path| std::os::unix::fs::symlink("/dev/zero", p).unwrap())
-                    as Box<dyn Fn(&std::path::Path)>,
-            ),
-            (
-                "a directory",
-                Box::new(|p: &std::path::Path| std::fs::create_dir(p).unwrap()),
-            ),
-        ] {
-            make(&path);
-            let out = Command::cargo_bin("countersign")
-                .unwrap()
-                .arg("verify-bundle")
-                .arg(&bundle)
-                .timeout(std::time::Duration::from_secs(20))
-                .output()
-                .unwrap();
+        for what in ["a device", "a directory"] {
+            if what == "a device" {
+                std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+            } else {
+                std::fs::create_dir(&path).unwrap();
+            }
+            let out = verify(&bundle, &[]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{name} as {what}: {stderr}");
             assert!(
@@ -224,14 +211,9 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
     let kept_manifest = std::fs::read(&manifest).unwrap();
     std::fs::File::create(&manifest)
         .unwrap()
-        .set_len(countersign_cli_input_limit() + 1)
+        .set_len(CLI_INPUT_LIMIT + 1)
         .unwrap();
-    let out = Command::cargo_bin("countersign")
-        .unwrap()
-        .arg("verify-bundle")
-        .arg(&bundle)
-        .output()
-        .unwrap();
+    let out = verify(&bundle, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("input limit"));
     std::fs::write(&manifest, kept_manifest).unwrap();
@@ -245,17 +227,6 @@ async fn an_exported_bundle_verifies_and_any_changed_byte_is_named() {
     .unwrap()
     .verifier()
     .to_vkey();
-    let out = Command::cargo_bin("countersign")
-        .unwrap()
-        .arg("verify-bundle")
-        .arg(&bundle)
-        .args(["--log-key", &other])
-        .output()
-        .unwrap();
+    let out = verify(&bundle, &["--log-key", &other]);
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// The CLI's input limit (16 MiB), as its help states it.
-fn countersign_cli_input_limit() -> u64 {
-    16 << 20
 }

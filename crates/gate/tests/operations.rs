@@ -87,90 +87,112 @@ async fn refusals_by_the_framework_are_json_too() {
     let consumer = g.consumer_token.clone();
     let before = g.get("/v1/log/checkpoint", None).await.1["size"].clone();
     let client = reqwest::Client::new();
-    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
-        (
-            client
-                .get(format!("{}/v1/log/entries?start=abc", g.base))
-                .bearer_auth(&token),
-            400,
-            "invalid_query",
-        ),
-        (
-            client
-                .get(format!("{}/v1/log/proof/consistency?from=1&to=-2", g.base))
-                .bearer_auth(&token),
-            400,
-            "invalid_query",
-        ),
-        (
-            client
-                .get(format!("{}/v1/log/proof/inclusion?index=x", g.base))
-                .bearer_auth(&token),
-            400,
-            "invalid_query",
-        ),
-        (
-            client
-                .get(format!("{}/v1/releases?after=minus", g.base))
-                .bearer_auth(&consumer),
-            400,
-            "invalid_query",
-        ),
-        (
-            client
-                .get(format!("{}/v1/leases?all=perhaps", g.base))
-                .bearer_auth(&token),
-            400,
-            "invalid_query",
-        ),
-        (
-            client
-                .post(format!("{}/v1/leases/not-a-uuid/withdraw?reason=x", g.base))
-                .bearer_auth(&token),
-            400,
-            "invalid_path",
-        ),
-        (
-            client
-                .post(format!("{}/v1/leases/not-a-uuid/reassign", g.base))
-                .bearer_auth(&token)
-                .body("{}"),
-            400,
-            "invalid_path",
-        ),
-        (
-            client
-                .post(format!("{}/v1/outputs", g.base))
-                .bearer_auth(&token)
-                .body(vec![b' '; 10_000]),
-            413,
-            "invalid_body",
-        ),
-        (
-            client
-                .post(format!("{}/v1/claims", g.base))
-                .bearer_auth(&token)
-                .body(vec![b' '; 10_000]),
-            413,
-            "invalid_body",
-        ),
-        (
-            client
-                .delete(format!("{}/v1/outputs", g.base))
-                .bearer_auth(&token),
-            405,
-            "method_not_allowed",
-        ),
-        (
-            client.put(format!("{}/healthz", g.base)),
-            405,
-            "method_not_allowed",
-        ),
-    ];
-    for (request, status, code) in cases {
-        let request = request.build().unwrap();
-        let what = format!("{} {}", request.method(), request.url());
-        let response = client.execute(request).await.unwrap();
+    let big = || vec![b' '; 10_000];
+    // Method, path, credential, body, and the status and code expected.
+    type Case<'a> = (
+        reqwest::Method,
+        &'a str,
+        Option<&'a str>,
+        Vec<u8>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = {
+        use reqwest::Method;
+        let (get, post) = (Method::GET, Method::POST);
+        vec![
+            (
+                get.clone(),
+                "/v1/log/entries?start=abc",
+                Some(&token),
+                vec![],
+                400,
+                "invalid_query",
+            ),
+            (
+                get.clone(),
+                "/v1/log/proof/consistency?from=1&to=-2",
+                Some(&token),
+                vec![],
+                400,
+                "invalid_query",
+            ),
+            (
+                get.clone(),
+                "/v1/log/proof/inclusion?index=x",
+                Some(&token),
+                vec![],
+                400,
+                "invalid_query",
+            ),
+            (
+                get.clone(),
+                "/v1/releases?after=minus",
+                Some(&consumer),
+                vec![],
+                400,
+                "invalid_query",
+            ),
+            (
+                get,
+                "/v1/leases?all=perhaps",
+                Some(&token),
+                vec![],
+                400,
+                "invalid_query",
+            ),
+            (
+                post.clone(),
+                "/v1/leases/not-a-uuid/withdraw?reason=x",
+                Some(&token),
+                vec![],
+                400,
+                "invalid_path",
+            ),
+            (
+                post.clone(),
+                "/v1/leases/not-a-uuid/reassign",
+                Some(&token),
+                b"{}".to_vec(),
+                400,
+                "invalid_path",
+            ),
+            (
+                post.clone(),
+                "/v1/outputs",
+                Some(&token),
+                big(),
+                413,
+                "invalid_body",
+            ),
+            (post, "/v1/claims", Some(&token), big(), 413, "invalid_body"),
+            (
+                Method::DELETE,
+                "/v1/outputs",
+                Some(&token),
+                vec![],
+                405,
+                "method_not_allowed",
+            ),
+            (
+                Method::PUT,
+                "/healthz",
+                None,
+                vec![],
+                405,
+                "method_not_allowed",
+            ),
+        ]
+    };
+    for (method, path, credential, body, status, code) in cases {
+        let what = format!("{method} {path}");
+        let mut request = client
+            .request(method, format!("{}{path}", g.base))
+            .body(body);
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{what}");
         let allow = response.headers().get("allow").cloned();
         let content_type = response.headers().get("content-type").cloned();
