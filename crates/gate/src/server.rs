@@ -104,6 +104,9 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
+/// How long shutdown waits for in-flight requests before it closes their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves the HTTP API until `shutdown` resolves; in-flight requests are finished first.
 pub async fn serve(
     gate: Arc<Gate>,
@@ -141,35 +144,39 @@ pub async fn serve_with(
     let supervision = tokio::spawn(crate::service::supervision_loop(gate.clone()));
     let deliveries =
         webhook.map(|hook| tokio::spawn(crate::webhook::deliver_forever(gate.clone(), hook)));
-    listener.set_nonblocking(true)?;
+    // One server for both: axum-server bounds how long a connection may take to send a
+    // request's head (axum::serve left a connection that never finished its headers open for
+    // good, one file descriptor each), and drains in-flight requests on shutdown.
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let head_timeout = gate.config.request_head_timeout;
     let result = match tls {
         None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+            bounded(
+                axum_server::from_tcp(listener)?.handle(handle),
+                head_timeout,
             )
-            .with_graceful_shutdown(shutdown)
+            .serve(service)
             .await
-            .map_err(anyhow::Error::from)
         }
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .map_err(|e| anyhow::anyhow!("TLS certificate or key: {e}"))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .map_err(anyhow::Error::from)
+            bounded(
+                axum_server::from_tcp_rustls(listener, config)?.handle(handle),
+                head_timeout,
+            )
+            .serve(service)
+            .await
         }
-    };
+    }
+    .map_err(anyhow::Error::from);
     checkpoints.abort();
     supervision.abort();
     if let Some(deliveries) = deliveries {
@@ -181,6 +188,16 @@ pub async fn serve_with(
     }
     gate.db.close().await;
     result
+}
+
+/// `server` with the request-head timeout, on the first request and on every later one.
+fn bounded<A: axum_server::Address, Acceptor>(
+    server: axum_server::Server<A, Acceptor>,
+    timeout: Duration,
+) -> axum_server::Server<A, Acceptor> {
+    let mut server = server.first_request_timeout(timeout);
+    server.http_builder().http1().header_read_timeout(timeout);
+    server
 }
 
 /// Signs a checkpoint every second while the log grows.

@@ -218,6 +218,44 @@ async fn refusals_by_the_framework_are_json_too() {
     g.stop().await;
 }
 
+/// A connection that never finishes a request's head (a slow-loris client), or sends nothing
+/// at all, is closed after the configured time instead of holding its socket for good; a
+/// client that sends its request is served as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_finishes_its_request_head_is_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let config = countersign_gate::GateConfig {
+        request_head_timeout: std::time::Duration::from_millis(500),
+        ..countersign_gate::GateConfig::default()
+    };
+    let g = TestGate::start_with(Backend::Sqlite, config, None).await;
+    let address = g.base.trim_start_matches("http://").to_owned();
+    for sent in [&b"GET /healthz HTTP/1.1\r\nHost: x\r\n"[..], b""] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        // Whatever the gate sends before closing, the read ends with the connection.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("after {sent:?} the connection was still open after 10 s"))
+        .unwrap();
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(400),
+            "closed too early"
+        );
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("200 OK"),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(g.get("/healthz", None).await.0, 200);
+    g.stop().await;
+}
+
 /// docs/openapi.json is generated from the code; this fails when it is stale.
 /// Regenerate with `UPDATE_OPENAPI=1 cargo test -p countersign-gate --test operations`.
 #[test]

@@ -46,6 +46,9 @@ pub struct GateConfig {
     pub max_push: usize,
     /// How long an enrollment code stays valid.
     pub enrollment_ttl: Duration,
+    /// How long a client may take to send a request's line and headers, and on a kept-alive
+    /// connection to start its next request, before the connection is closed.
+    pub request_head_timeout: Duration,
 }
 
 impl Default for GateConfig {
@@ -57,6 +60,7 @@ impl Default for GateConfig {
             max_claim: 500,
             max_push: 1000,
             enrollment_ttl: Duration::from_secs(7 * 24 * 3600),
+            request_head_timeout: Duration::from_secs(30),
         }
     }
 }
