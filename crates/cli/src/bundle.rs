@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use countersign_core::bundle::{BundleFiles, verify_bundle};
 
 use crate::failure::{Failure, Outcome};
-use crate::input::{MAX_INPUT_BYTES, io_reason};
+use crate::input::{MAX_INPUT_BYTES, io_reason, too_large};
 
 /// Verify an audit bundle exported with `countersign-gate audit export DIR`.
 ///
@@ -46,10 +46,7 @@ fn read(dir: &Path, name: &str) -> Outcome<Vec<u8>> {
     }
     let len = meta.len();
     if name == MANIFEST && len > MAX_INPUT_BYTES {
-        return Err(Failure::input(format!(
-            "{shown} is larger than the {} MiB input limit",
-            MAX_INPUT_BYTES >> 20
-        )));
+        return Err(too_large(&shown.to_string()));
     }
     let mut bytes = Vec::new();
     bytes

@@ -70,7 +70,7 @@ fn read_limited(reader: impl Read, name: &str) -> Outcome<Vec<u8>> {
     Ok(bytes)
 }
 
-fn too_large(name: &str) -> Failure {
+pub fn too_large(name: &str) -> Failure {
     Failure::input(format!(
         "{name} is larger than the {} MiB input limit",
         MAX_INPUT_BYTES >> 20

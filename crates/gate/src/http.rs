@@ -246,7 +246,8 @@ async fn json_error_body(response: Response) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    // Such bodies are a line of text; anything longer is cut rather than buffered.
+    // Such bodies are a line of text; a longer one is not buffered, and the status's reason
+    // stands in for it.
     let text = axum::body::to_bytes(body, 4096)
         .await
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())

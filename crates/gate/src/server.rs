@@ -107,7 +107,8 @@ pub struct Tls {
 /// How long shutdown waits for in-flight requests before it closes their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Serves the HTTP API until `shutdown` resolves; in-flight requests are finished first.
+/// Serves the HTTP API until `shutdown` resolves; in-flight requests are then given 30 s to
+/// finish.
 pub async fn serve(
     gate: Arc<Gate>,
     listener: std::net::TcpListener,
