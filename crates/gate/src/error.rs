@@ -50,6 +50,11 @@ impl GateError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 413: a request, batch or output over its limit.
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

@@ -73,8 +73,7 @@ impl Gate {
     ) -> Result<Vec<PushResult>, GateError> {
         let (device_id, user) = principal.device()?;
         if decisions.len() > self.config.max_push {
-            return Err(GateError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            return Err(GateError::too_large(
                 "batch_too_large",
                 format!(
                     "{} decisions in one push; the limit is {}",

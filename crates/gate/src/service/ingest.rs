@@ -204,8 +204,7 @@ fn validate_output(
     let body = crate::canon::value_to_vec(&value)
         .map_err(|e| GateError::unprocessable("invalid_output", e.message))?;
     if body.len() > config.max_output_bytes {
-        return Err(GateError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(GateError::too_large(
             "output_too_large",
             format!(
                 "the output is {} bytes; the limit is {}",
@@ -352,8 +351,7 @@ fn check_and_prepare(
         ));
     }
     if values.len() > config.max_batch {
-        return Err(GateError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        return Err(GateError::too_large(
             "batch_too_large",
             format!(
                 "{} outputs in one request; the limit is {}",
