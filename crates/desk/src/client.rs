@@ -12,6 +12,14 @@ use crate::error::DeskError;
 /// Attempts per request before a sync gives up for now (the outbox keeps everything).
 const ATTEMPTS: u32 = 4;
 
+/// The largest answer the desk reads. The largest the gate sends in earnest is a claim of 500
+/// items at its largest output size (256 KB by default), about 130 MB; a gate that sends more
+/// is broken or hostile, and reading on would only exhaust the laptop's memory.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The most of a refusal's body read for its `{code, message}`.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct GateClient {
     http: reqwest::Client,
@@ -87,7 +95,9 @@ impl GateClient {
             .map_err(|e| DeskError::unreachable(transport_text(&e)))?;
         let status = response.status();
         if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
+            let bytes = read_limited(response, MAX_ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
             return Err(refusal(status, path, &bytes));
         }
         let mut written = 0u64;
@@ -170,18 +180,55 @@ impl GateClient {
             .await
             .map_err(|e| Failure::Transient(transport_text(&e)))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::Transient(transport_text(&e)))?;
         if status.is_success() {
-            return Ok(bytes.to_vec());
+            return read_limited(response, MAX_RESPONSE_BYTES)
+                .await
+                .map_err(|e| match e {
+                    ReadError::Transport(why) => Failure::Transient(why),
+                    ReadError::TooLarge => Failure::Final(DeskError::refused(
+                        "response_too_large",
+                        &format!(
+                            "the gate's answer to {path} is larger than {MAX_RESPONSE_BYTES} bytes; nothing of it was used"
+                        ),
+                    )),
+                });
         }
         if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
             return Err(Failure::Transient(format!("the gate answered {status}")));
         }
+        let bytes = read_limited(response, MAX_ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
         Err(Failure::Final(refusal(status, path, &bytes)))
     }
+}
+
+enum ReadError {
+    Transport(String),
+    TooLarge,
+}
+
+/// Reads a body of at most `limit` bytes. A declared length over the limit is refused before
+/// anything is read, an undeclared one as soon as it passes the limit.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ReadError::Transport(transport_text(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The gate's `{code, message}` of a 4xx answer, or the status when the body is not one.
@@ -220,5 +267,117 @@ mod tests {
             assert!(d >= exp && d <= exp.mul_f64(1.5), "{attempt}: {d:?}");
         }
         assert_eq!(backoff(30, base, cap), cap);
+    }
+
+    /// What a broken or hostile gate on loopback sends after reading a request's head.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// `200`, declaring a body of 1 TiB, then a few bytes.
+        DeclaredHuge,
+        /// `200`, a chunked body that never ends.
+        Endless,
+        /// `400`, a chunked body that never ends.
+        EndlessRefusal,
+        /// `200` with a body that is not JSON.
+        NotJson,
+    }
+
+    async fn hostile_gate(answer: Answer) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let chunked = |status: &str| {
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                        )
+                    };
+                    let start = match answer {
+                        Answer::DeclaredHuge => "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1099511627776\r\n\r\n{\"checkpoint\":\"".to_owned(),
+                        Answer::Endless => chunked("200 OK"),
+                        Answer::EndlessRefusal => chunked("400 Bad Request"),
+                        Answer::NotJson => "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n<html>hi!".to_owned(),
+                    };
+                    if socket.write_all(start.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if matches!(answer, Answer::Endless | Answer::EndlessRefusal) {
+                        let mut chunk = b"10000\r\n".to_vec();
+                        chunk.extend(std::iter::repeat_n(b' ', 0x10000));
+                        chunk.extend_from_slice(b"\r\n");
+                        while socket.write_all(&chunk).await.is_ok() {}
+                    } else {
+                        let mut rest = Vec::new();
+                        let _ = socket.read_to_end(&mut rest).await;
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn an_answer_declared_larger_than_the_limit_is_refused_unread() {
+        let client = GateClient::new(&hostile_gate(Answer::DeclaredHuge).await, None).unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.get::<serde_json::Value>("/v1/log/checkpoint"),
+        )
+        .await
+        .expect("refused at once, not after reading")
+        .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateRefused, "{err}");
+        assert!(err.message.starts_with("response_too_large:"), "{err}");
+        assert!(err.message.contains("/v1/log/checkpoint"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        let base = hostile_gate(Answer::Endless).await;
+        let http = reqwest::Client::new();
+        let response = http.get(format!("{base}/v1/leases")).send().await.unwrap();
+        let limit = 4 * 1024 * 1024;
+        let read = tokio::time::timeout(Duration::from_secs(30), read_limited(response, limit))
+            .await
+            .expect("the read stops at the limit");
+        assert!(matches!(read, Err(ReadError::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn an_endless_refusal_is_read_only_as_far_as_its_code_could_be() {
+        let client = GateClient::new(&hostile_gate(Answer::EndlessRefusal).await, None).unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.post::<_, serde_json::Value>("/v1/decisions", &serde_json::json!({})),
+        )
+        .await
+        .expect("the refusal is read only up to its limit")
+        .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateRefused, "{err}");
+        assert!(err.message.starts_with("http_error:"), "{err}");
+        assert!(err.message.contains("400"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_is_not_json_is_named_as_such() {
+        let client = GateClient::new(&hostile_gate(Answer::NotJson).await, None).unwrap();
+        let err = client
+            .get::<serde_json::Value>("/v1/log/checkpoint")
+            .await
+            .unwrap_err();
+        assert!(err.message.starts_with("bad_response:"), "{err}");
     }
 }
