@@ -148,8 +148,44 @@ async fn read_account(pool: &SqlitePool) -> Result<(Account, String), DeskError>
     Ok((account, row.try_get("log_public_key")?))
 }
 
-fn normalize_url(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_owned()
+/// The gate URL as the account keeps it, or why it cannot be used. The enrollment code and then
+/// the API credential travel with every request, so plain `http://` is only for a gate on this
+/// machine (a demo or a test); anything else must be `https://`.
+fn gate_url(url: &str) -> Result<String, DeskError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| {
+        DeskError::invalid_input(format!(
+            "the gate URL is not a full address ({e}); give it as https://gate.example.bank"
+        ))
+    })?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(DeskError::invalid_input(
+            "the gate URL must not carry a user name or password; the desk gets its own credential at enrollment",
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(DeskError::invalid_input(
+            "the gate URL must not have a query (?…) or a fragment (#…)",
+        ));
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(trimmed.to_owned()),
+        "http" if loopback => Ok(trimmed.to_owned()),
+        "http" => Err(DeskError::invalid_input(format!(
+            "the gate URL must start with https://: plain http:// would send your credential unencrypted, and is only accepted for a gate on this computer (localhost); try https://{}",
+            trimmed.trim_start_matches("http://")
+        ))),
+        _ => Err(DeskError::invalid_input(
+            "the gate URL must start with https:// (or http:// for a gate on this computer)",
+        )),
+    }
 }
 
 impl Desk {
@@ -161,12 +197,7 @@ impl Desk {
         code: &str,
         device_name: &str,
     ) -> Result<Desk, DeskError> {
-        let gate_url = normalize_url(gate_url);
-        if !(gate_url.starts_with("http://") || gate_url.starts_with("https://")) {
-            return Err(DeskError::invalid_input(
-                "the gate URL must start with http:// or https://",
-            ));
-        }
+        let gate_url = self::gate_url(gate_url)?;
         if code.trim().is_empty() {
             return Err(DeskError::invalid_input(
                 "give the one-time enrollment code your administrator handed you",
@@ -866,5 +897,50 @@ pub fn kind_from_str(text: &str) -> Option<DecisionKind> {
         "correct" => Some(DecisionKind::Correct),
         "escalate" => Some(DecisionKind::Escalate),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_url_is_https_or_loopback_http() {
+        for (given, kept) in [
+            ("https://gate.example.bank", "https://gate.example.bank"),
+            (
+                " https://gate.example.bank:8443/countersign/ ",
+                "https://gate.example.bank:8443/countersign",
+            ),
+            ("http://127.0.0.1:7400", "http://127.0.0.1:7400"),
+            ("http://localhost:7400/", "http://localhost:7400"),
+            ("http://LOCALHOST:7400", "http://LOCALHOST:7400"),
+            ("http://[::1]:7400", "http://[::1]:7400"),
+            ("http://127.0.0.2:7400", "http://127.0.0.2:7400"),
+        ] {
+            assert_eq!(gate_url(given).as_deref(), Ok(kept), "{given}");
+        }
+        for (given, why) in [
+            ("http://gate.example.bank", "https://gate.example.bank"),
+            (
+                "http://10.0.0.5:7400",
+                "only accepted for a gate on this computer",
+            ),
+            ("http://localhost.example.bank", "only accepted"),
+            ("http://127.0.0.1.example.bank", "only accepted"),
+            ("ftp://gate.example.bank", "must start with https://"),
+            ("gate.example.bank", "not a full address"),
+            ("", "not a full address"),
+            (
+                "https://user:secret@gate.example.bank",
+                "user name or password",
+            ),
+            ("https://gate.example.bank/?next=evil", "query"),
+            ("https://gate.example.bank/#x", "fragment"),
+        ] {
+            let err = gate_url(given).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidInput, "{given}");
+            assert!(err.message.contains(why), "{given}: {}", err.message);
+        }
     }
 }
