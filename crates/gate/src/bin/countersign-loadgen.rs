@@ -88,6 +88,11 @@ struct Args {
     /// soon as the last one ends, which measures saturation.
     #[arg(long)]
     review_pace: Option<f64>,
+    /// review: write one CSV line per loop to `PATH-N` (N reviewers): reviewer, start (µs after
+    /// the round began), claim, sign and push (µs). Shows whether slow loops come together, and
+    /// when, which percentiles cannot.
+    #[arg(long, value_name = "PATH")]
+    loop_trace: Option<std::path::PathBuf>,
     /// push: decisions one device claims offline, signs and pushes.
     #[arg(long, default_value_t = 10_000)]
     push_decisions: usize,
@@ -669,6 +674,7 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
         let mut scheduled = period.map(|p| started + p.mul_f64(r as f64 / reviewers as f64));
         loops.spawn(async move {
             let (mut iterations, mut claims, mut pushes) = (Vec::new(), Vec::new(), Vec::new());
+            let mut trace = Vec::new();
             while Instant::now() < deadline
                 && remaining
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -689,20 +695,46 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
                 let end = Instant::now();
                 claims.push(claimed_at - begin);
                 pushes.push(end - push_begin);
+                trace.push((
+                    r,
+                    begin - started,
+                    claimed_at - begin,
+                    push_begin - claimed_at,
+                    end - push_begin,
+                ));
                 iterations.push(end - scheduled.unwrap_or(begin));
                 if let (Some(at), Some(p)) = (scheduled.as_mut(), period) {
                     *at += p;
                 }
             }
-            anyhow::Ok((iterations, claims, pushes))
+            anyhow::Ok((iterations, claims, pushes, trace))
         });
     }
     let (mut iterations, mut claims, mut pushes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut traces = Vec::new();
     while let Some(joined) = loops.join_next().await {
-        let (i, c, p) = joined??;
+        let (i, c, p, t) = joined??;
         iterations.extend(i);
         claims.extend(c);
         pushes.extend(p);
+        traces.extend(t);
+    }
+    if let Some(path) = &args.loop_trace {
+        traces.sort_by_key(|t| t.1);
+        let mut csv = String::from("reviewer,start_us,claim_us,sign_us,push_us\n");
+        for (reviewer, start, claim, sign, push) in &traces {
+            csv.push_str(&format!(
+                "{reviewer},{},{},{},{}\n",
+                start.as_micros(),
+                claim.as_micros(),
+                sign.as_micros(),
+                push.as_micros()
+            ));
+        }
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!("-{reviewers}"));
+        std::fs::write(&name, csv)
+            .with_context(|| format!("writing {}", std::path::Path::new(&name).display()))?;
     }
     let elapsed = started.elapsed();
     let count = iterations.len();
