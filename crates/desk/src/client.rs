@@ -25,6 +25,29 @@ pub struct GateClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    timeouts: Timeouts,
+}
+
+/// How long the desk waits on the gate.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Longest silence while waiting for or reading an answer. Longer than the gate's own 30 s
+    /// bound on a request, so its 408 arrives rather than a cut connection.
+    pub idle: Duration,
+    /// Longest an API call may take in all. A download has no such bound (an audit bundle may
+    /// take minutes over a slow link), only `idle`.
+    pub call: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            idle: Duration::from_secs(45),
+            call: Duration::from_secs(120),
+        }
+    }
 }
 
 /// A pause of `base * 2^attempt`, capped, with up to half of it added as random jitter so desks
@@ -47,15 +70,27 @@ enum Failure {
 
 impl GateClient {
     pub fn new(base: &str, token: Option<String>) -> Result<Self, DeskError> {
+        Self::with_timeouts(base, token, Timeouts::default())
+    }
+
+    pub fn with_timeouts(
+        base: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, DeskError> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.idle)
+            // The gate never redirects; following one would carry the credential to wherever
+            // the answer points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DeskError::invalid_input(format!("HTTP client: {e}")))?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
             token,
+            timeouts,
         })
     }
 
@@ -166,7 +201,10 @@ impl GateClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, Failure> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.timeouts.call);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -280,6 +318,12 @@ mod tests {
         EndlessRefusal,
         /// `200` with a body that is not JSON.
         NotJson,
+        /// `200`, then the body `[1,1,…]` one byte every `every`, `count` ones in all.
+        Trickle { count: usize, every: Duration },
+        /// Nothing at all: the connection stays open and silent.
+        Silent,
+        /// `302` to `Location`.
+        Redirect(std::net::SocketAddr),
     }
 
     async fn hostile_gate(answer: Answer) -> String {
@@ -306,6 +350,14 @@ mod tests {
                         )
                     };
                     let start = match answer {
+                        Answer::Trickle { .. } => chunked("200 OK"),
+                        Answer::Silent => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        Answer::Redirect(to) => format!(
+                            "HTTP/1.1 302 Found\r\nlocation: http://{to}/v1/log/checkpoint\r\ncontent-length: 0\r\n\r\n"
+                        ),
                         Answer::DeclaredHuge => "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1099511627776\r\n\r\n{\"checkpoint\":\"".to_owned(),
                         Answer::Endless => chunked("200 OK"),
                         Answer::EndlessRefusal => chunked("400 Bad Request"),
@@ -314,7 +366,22 @@ mod tests {
                     if socket.write_all(start.as_bytes()).await.is_err() {
                         return;
                     }
-                    if matches!(answer, Answer::Endless | Answer::EndlessRefusal) {
+                    if let Answer::Trickle { count, every } = answer {
+                        let mut body = vec![b'['];
+                        body.extend(std::iter::repeat_n(b"1,".as_slice(), count).flatten());
+                        body.pop();
+                        body.push(b']');
+                        for byte in body {
+                            tokio::time::sleep(every).await;
+                            let chunk = [b'1', b'\r', b'\n', byte, b'\r', b'\n'];
+                            if socket.write_all(&chunk).await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = socket.write_all(b"0\r\n\r\n").await;
+                        let _ = socket.flush().await;
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    } else if matches!(answer, Answer::Endless | Answer::EndlessRefusal) {
                         let mut chunk = b"10000\r\n".to_vec();
                         chunk.extend(std::iter::repeat_n(b' ', 0x10000));
                         chunk.extend_from_slice(b"\r\n");
@@ -379,5 +446,84 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message.starts_with("bad_response:"), "{err}");
+    }
+
+    fn short_timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            idle: Duration::from_millis(400),
+            call: Duration::from_millis(600),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_download_may_outlast_a_call_as_long_as_data_keeps_coming() {
+        let base = hostile_gate(Answer::Trickle {
+            count: 8,
+            every: Duration::from_millis(100),
+        })
+        .await;
+        let client = GateClient::with_timeouts(&base, None, short_timeouts()).unwrap();
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        let written = client
+            .download("/v1/supervision/bundle", &mut out)
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() > short_timeouts().call,
+            "the test must outlast a call"
+        );
+        assert_eq!(written, 17);
+        assert_eq!(out, b"[1,1,1,1,1,1,1,1]");
+
+        // The same trickle is too slow for an API call, which gives up and says so.
+        let err = client
+            .get::<serde_json::Value>("/v1/leases")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateUnreachable, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_gate_that_falls_silent_is_given_up_on() {
+        let base = hostile_gate(Answer::Silent).await;
+        let client = GateClient::with_timeouts(&base, None, short_timeouts()).unwrap();
+        let mut out = Vec::new();
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.download("/v1/supervision/bundle", &mut out),
+        )
+        .await
+        .expect("the idle timeout ends a silent download")
+        .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateUnreachable, "{err}");
+        let err = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.get::<serde_json::Value>("/v1/leases"),
+        )
+        .await
+        .expect("a silent gate ends a call after its attempts")
+        .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateUnreachable, "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_the_credential_stays_home() {
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = hostile_gate(Answer::Redirect(elsewhere.local_addr().unwrap())).await;
+        let client = GateClient::new(&base, Some("the-desk-credential".into())).unwrap();
+        let err = client
+            .get::<serde_json::Value>("/v1/log/checkpoint")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::GateRefused, "{err}");
+        assert!(err.message.contains("302"), "{err}");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), elsewhere.accept())
+                .await
+                .is_err(),
+            "the desk followed the redirect"
+        );
     }
 }
