@@ -34,6 +34,11 @@ pub const DECISION_TYP: &str = "countersign-decision+jws";
 /// is hostile or broken, and is refused before any decoding work.
 pub const MAX_JWS_LEN: usize = 1 << 20;
 
+/// Longest signed decision a gate takes, in bytes of compact JWS. A desk refuses to save a longer
+/// one (an endless comment, a huge corrected value), so the reviewer hears it while deciding
+/// rather than after a sync.
+pub const MAX_DECISION_JWS_BYTES: usize = 64 * 1024;
+
 /// Integers beyond this magnitude are rounded in JCS (every JSON number is a double), so a
 /// decision that holds one could not be signed exactly.
 const MAX_EXACT_INTEGER: u64 = 1 << 53;

@@ -739,6 +739,13 @@ impl Desk {
             .map_err(|e| DeskError::invalid_decision(e.to_string()))?;
         let jws = jws::sign_decision(&decision, key)
             .map_err(|e| DeskError::invalid_decision(format!("cannot sign: {e}")))?;
+        if jws.len() > jws::MAX_DECISION_JWS_BYTES {
+            return Err(DeskError::invalid_decision(format!(
+                "this decision is too long to send: signed it takes {} bytes and the gate takes at most {}; shorten the comment or the corrected values",
+                jws.len(),
+                jws::MAX_DECISION_JWS_BYTES
+            )));
+        }
         sqlx::query("INSERT INTO outbox (device_seq, decision_id, item_id, item_version, lease_id, subject, kind, decision, jws, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(to_i64(device_seq))
             .bind(decision.decision_id.to_string())

@@ -161,6 +161,14 @@ async fn enroll_claim_decide_each_kind_and_sync_with_verified_receipts() {
         desk.decide(bad_type).await.unwrap_err().code,
         ErrorCode::InvalidDecision
     );
+    // A decision the gate would refuse for its size is refused here, while deciding.
+    let mut long = req(a2.item_id, DecisionKind::Correct);
+    long.corrections = vec![set("amount", json!(3000))];
+    long.reason_codes = vec!["affordability".into()];
+    long.comment = Some("the applicant explained at length. ".repeat(2000));
+    let e = desk.decide(long).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidDecision, "{e}");
+    assert!(e.message.contains("too long to send"), "{e}");
     assert_eq!(
         desk.status().await.unwrap().pending_sync,
         0,

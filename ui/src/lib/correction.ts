@@ -2,6 +2,12 @@ import { formatAmount } from './format';
 import type { CorrectionInput } from './generated/CorrectionInput';
 import type { FieldSpec } from './generated/FieldSpec';
 
+/**
+ * The longest comment the editors take. Well inside what the gate accepts for a whole signed
+ * decision (64 KiB, which the desk checks when it signs), so a comment alone never gets there.
+ */
+export const COMMENT_MAX_CHARS = 4000;
+
 /** An outcome as JSON: the proposal, the outcome in force, or nothing (human-only). */
 type Outcome = { readonly [key: string]: unknown } | null | undefined;
 

@@ -2,7 +2,7 @@
 //! version, lease and epoch, evidence hash, authority, four-eyes, lane — and logs every validly
 //! signed decision with its outcome. Repeats are harmless: a decision is applied at most once.
 
-use countersign_core::jws::{self, JwsError, VerifyingKey};
+use countersign_core::jws::{self, JwsError, MAX_DECISION_JWS_BYTES, VerifyingKey};
 use countersign_core::{
     AuditEventKind, ConflictReason, Decision, DecisionKind, DecisionOutcome, Lane, Routing,
     ServedItem, sha256_hex,
@@ -22,9 +22,6 @@ use crate::db::{DbError, now_ms, push_in_list};
 use crate::error::GateError;
 use crate::log::{PreparedEntry, WriteTx, to_i64, to_u64};
 use crate::{on_tx, write_later};
-
-/// Largest accepted signed decision.
-const MAX_JWS_BYTES: usize = 64 * 1024;
 
 /// What processing one pushed decision came to.
 enum Processed {
@@ -899,10 +896,10 @@ enum Precheck {
 
 /// The key id a JWS names, or why it cannot be read.
 fn header_kid(jws: &str) -> Result<String, GateError> {
-    if jws.len() > MAX_JWS_BYTES {
+    if jws.len() > MAX_DECISION_JWS_BYTES {
         return Err(GateError::unprocessable(
             "decision_too_large",
-            format!("a signed decision is limited to {MAX_JWS_BYTES} bytes"),
+            format!("a signed decision is limited to {MAX_DECISION_JWS_BYTES} bytes"),
         ));
     }
     let header = jws::decision_header(jws).map_err(|e| jws_error(&e))?;
