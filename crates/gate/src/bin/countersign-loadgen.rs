@@ -63,6 +63,13 @@ struct Args {
     /// allow CREATE DATABASE) and drop it afterwards, so scenarios do not see each other's data.
     #[arg(long, requires = "database_url")]
     fresh_database: bool,
+    /// Outputs ingested before each scenario, untimed (auto lane, so they are released and never
+    /// queue for review): the scenario then runs on a gate with a history instead of an empty
+    /// database. An empty SQLite file measures more than a grown one in one respect: below
+    /// 1 GiB every COMMIT that follows a b-tree rebalance scans the writer's whole page cache
+    /// (BENCHMARKS.md); 360 000 outputs make about 1.2 GiB.
+    #[arg(long, default_value_t = 0)]
+    history_outputs: usize,
     /// ingest: outputs to post.
     #[arg(long, default_value_t = 20_000)]
     outputs: usize,
@@ -231,7 +238,7 @@ impl RunningGate {
             })
             .await
         });
-        Ok(RunningGate {
+        let running = RunningGate {
             gate,
             base,
             http: reqwest::Client::builder()
@@ -243,7 +250,23 @@ impl RunningGate {
             server,
             throwaway,
             _dir: dir,
-        })
+        };
+        if args.history_outputs > 0 {
+            let began = Instant::now();
+            for (body, n) in encode_batches("history", args.history_outputs, 500, |_| Kind::Auto)? {
+                running.ingest(body, n).await?;
+            }
+            // The background WAL checkpoint copies the history into the database file for a
+            // few seconds more; the measured phase should not carry that.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            eprintln!(
+                "history: {} outputs in {:.1} s, data directory {} MiB",
+                args.history_outputs,
+                began.elapsed().as_secs_f64(),
+                directory_bytes(running._dir.path()) >> 20
+            );
+        }
+        Ok(running)
     }
 
     async fn shutdown(mut self) -> anyhow::Result<()> {
@@ -486,6 +509,20 @@ impl Kind {
             _ => Kind::Auto,
         }
     }
+}
+
+/// Bytes of the files under `dir` (the SQLite database and its WAL, for the history report).
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// A credit-scoring output shaped like the demo model's, with the fields the policy reads.
