@@ -15,7 +15,7 @@ const ATTEMPTS: u32 = 4;
 /// The largest answer the desk reads. The largest the gate sends in earnest is a claim of 500
 /// items at its largest output size (256 KB by default), about 130 MB; a gate that sends more
 /// is broken or hostile, and reading on would only exhaust the laptop's memory.
-pub const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The most of a refusal's body read for its `{code, message}`.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
