@@ -86,7 +86,8 @@ struct ServeArgs {
     /// Largest accepted output in bytes (canonical JSON).
     #[arg(long, default_value_t = 256 * 1024)]
     max_output_bytes: usize,
-    /// Also push every release to this URL (HMAC-signed, retried until it answers 2xx).
+    /// Also push every release to this URL (HMAC-signed, retried until it answers 2xx; a
+    /// redirect is not followed and counts as a failure, so give the final URL).
     #[arg(long, requires = "webhook_secret_file")]
     webhook: Option<String>,
     /// File holding the webhook's HMAC secret.

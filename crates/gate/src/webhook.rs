@@ -48,6 +48,9 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
 pub async fn deliver_forever(gate: Arc<Gate>, hook: Webhook) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        // A redirected POST comes back as a GET without the body (301, 302, 303), whose 2xx
+        // would count as delivered: the release would be acknowledged and never received.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,

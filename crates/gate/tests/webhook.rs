@@ -112,3 +112,79 @@ async fn releases_are_delivered_signed_and_retried() {
     served.await.unwrap().unwrap();
     g.stop().await;
 }
+
+/// A receiver whose URL redirects (say, http to https, or a moved path) must not have its
+/// releases counted as delivered: following a 302 turns the POST into a GET without the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_a_delivery() {
+    let posts = Arc::new(Mutex::new(0usize));
+    let gets = Arc::new(Mutex::new(0usize));
+    let (p, q) = (posts.clone(), gets.clone());
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::post(move || {
+                let p = p.clone();
+                async move {
+                    *p.lock().unwrap() += 1;
+                    (StatusCode::FOUND, [("location", "/landing")])
+                }
+            }),
+        )
+        .route(
+            "/landing",
+            axum::routing::get(move || {
+                let q = q.clone();
+                async move {
+                    *q.lock().unwrap() += 1;
+                    StatusCode::OK
+                }
+            }),
+        );
+    let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/moved", hook_listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
+
+    let g = common::TestGate::start(common::Backend::Sqlite).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve_with(
+        g.gate.clone(),
+        listener,
+        None,
+        None,
+        Some(Webhook {
+            name: "loans".into(),
+            url: hook_url,
+            secret: b"a-long-enough-webhook-secret".to_vec(),
+            max_backoff: std::time::Duration::from_millis(100),
+        }),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    g.ingest(&[common::output("o-1", "APP-1", 1000, 0.95, "approve")])
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while *posts.lock().unwrap() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the release was not retried"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(*gets.lock().unwrap(), 0, "the redirect was followed");
+    let pending = g
+        .gate
+        .pull_releases("webhook:loans", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.releases.len(),
+        1,
+        "the release is still waiting for its delivery"
+    );
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+    g.stop().await;
+}
