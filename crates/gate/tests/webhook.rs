@@ -10,6 +10,36 @@ use axum::http::{HeaderMap, StatusCode};
 use countersign_gate::server;
 use countersign_gate::webhook::{self, Webhook};
 
+/// Serves `g` with its webhook delivering to `url` (the durable cursor `webhook:loans`); send on
+/// the first to stop, await the second.
+fn serve_delivering_to(
+    g: &common::TestGate,
+    url: String,
+    secret: Vec<u8>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve_with(
+        g.gate.clone(),
+        listener,
+        None,
+        None,
+        Some(Webhook {
+            name: "loans".into(),
+            url,
+            secret,
+            max_backoff: std::time::Duration::from_millis(200),
+        }),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, served)
+}
+
 #[derive(Default)]
 struct Receiver {
     attempts: usize,
@@ -51,23 +81,7 @@ async fn releases_are_delivered_signed_and_retried() {
 
     let g = common::TestGate::start(common::Backend::Sqlite).await;
     let secret = b"a-long-enough-webhook-secret".to_vec();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve_with(
-        g.gate.clone(),
-        listener,
-        None,
-        None,
-        Some(Webhook {
-            name: "loans".into(),
-            url: hook_url,
-            secret: secret.clone(),
-            max_backoff: std::time::Duration::from_millis(200),
-        }),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, served) = serve_delivering_to(&g, hook_url, secret.clone());
     let outputs: Vec<_> = (0..3)
         .map(|i| {
             common::output(
@@ -146,23 +160,8 @@ async fn a_redirect_is_not_a_delivery() {
     tokio::spawn(async move { axum::serve(hook_listener, app).await.unwrap() });
 
     let g = common::TestGate::start(common::Backend::Sqlite).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve_with(
-        g.gate.clone(),
-        listener,
-        None,
-        None,
-        Some(Webhook {
-            name: "loans".into(),
-            url: hook_url,
-            secret: b"a-long-enough-webhook-secret".to_vec(),
-            max_backoff: std::time::Duration::from_millis(100),
-        }),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, served) =
+        serve_delivering_to(&g, hook_url, b"a-long-enough-webhook-secret".to_vec());
     g.ingest(&[common::output("o-1", "APP-1", 1000, 0.95, "approve")])
         .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
