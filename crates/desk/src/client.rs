@@ -326,6 +326,13 @@ mod tests {
         Redirect(std::net::SocketAddr),
     }
 
+    /// `future`'s output, or a failure saying `why` it should have ended within `secs`.
+    async fn within<T>(secs: u64, why: &str, future: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(secs), future)
+            .await
+            .expect(why)
+    }
+
     async fn hostile_gate(answer: Answer) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -399,12 +406,12 @@ mod tests {
     #[tokio::test]
     async fn an_answer_declared_larger_than_the_limit_is_refused_unread() {
         let client = GateClient::new(&hostile_gate(Answer::DeclaredHuge).await, None).unwrap();
-        let err = tokio::time::timeout(
-            Duration::from_secs(10),
+        let err = within(
+            10,
+            "refused at once, not after reading",
             client.get::<serde_json::Value>("/v1/log/checkpoint"),
         )
         .await
-        .expect("refused at once, not after reading")
         .unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::GateRefused, "{err}");
         assert!(err.message.starts_with("response_too_large:"), "{err}");
@@ -417,21 +424,24 @@ mod tests {
         let http = reqwest::Client::new();
         let response = http.get(format!("{base}/v1/leases")).send().await.unwrap();
         let limit = 4 * 1024 * 1024;
-        let read = tokio::time::timeout(Duration::from_secs(30), read_limited(response, limit))
-            .await
-            .expect("the read stops at the limit");
+        let read = within(
+            30,
+            "the read stops at the limit",
+            read_limited(response, limit),
+        )
+        .await;
         assert!(matches!(read, Err(ReadError::TooLarge)));
     }
 
     #[tokio::test]
     async fn an_endless_refusal_is_read_only_as_far_as_its_code_could_be() {
         let client = GateClient::new(&hostile_gate(Answer::EndlessRefusal).await, None).unwrap();
-        let err = tokio::time::timeout(
-            Duration::from_secs(30),
+        let err = within(
+            30,
+            "the refusal is read only up to its limit",
             client.post::<_, serde_json::Value>("/v1/decisions", &serde_json::json!({})),
         )
         .await
-        .expect("the refusal is read only up to its limit")
         .unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::GateRefused, "{err}");
         assert!(err.message.starts_with("http_error:"), "{err}");
@@ -490,20 +500,20 @@ mod tests {
         let base = hostile_gate(Answer::Silent).await;
         let client = GateClient::with_timeouts(&base, None, short_timeouts()).unwrap();
         let mut out = Vec::new();
-        let err = tokio::time::timeout(
-            Duration::from_secs(10),
+        let err = within(
+            10,
+            "the idle timeout ends a silent download",
             client.download("/v1/supervision/bundle", &mut out),
         )
         .await
-        .expect("the idle timeout ends a silent download")
         .unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::GateUnreachable, "{err}");
-        let err = tokio::time::timeout(
-            Duration::from_secs(20),
+        let err = within(
+            20,
+            "a silent gate ends a call after its attempts",
             client.get::<serde_json::Value>("/v1/leases"),
         )
         .await
-        .expect("a silent gate ends a call after its attempts")
         .unwrap_err();
         assert_eq!(err.code, crate::error::ErrorCode::GateUnreachable, "{err}");
     }

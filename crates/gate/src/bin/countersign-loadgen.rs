@@ -710,8 +710,7 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
         // Reviewers' schedules are staggered evenly over one period.
         let mut scheduled = period.map(|p| started + p.mul_f64(r as f64 / reviewers as f64));
         loops.spawn(async move {
-            let (mut iterations, mut claims, mut pushes) = (Vec::new(), Vec::new(), Vec::new());
-            let mut trace = Vec::new();
+            let (mut iterations, mut trace) = (Vec::new(), Vec::new());
             while Instant::now() < deadline
                 && remaining
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -730,8 +729,6 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
                 let push_begin = Instant::now();
                 gate.push(&desk, &[signed]).await?;
                 let end = Instant::now();
-                claims.push(claimed_at - begin);
-                pushes.push(end - push_begin);
                 trace.push((
                     r,
                     begin - started,
@@ -744,18 +741,17 @@ async fn run_review(args: &Args, reviewers: usize) -> anyhow::Result<ScenarioRes
                     *at += p;
                 }
             }
-            anyhow::Ok((iterations, claims, pushes, trace))
+            anyhow::Ok((iterations, trace))
         });
     }
-    let (mut iterations, mut claims, mut pushes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut traces = Vec::new();
+    let (mut iterations, mut traces) = (Vec::new(), Vec::new());
     while let Some(joined) = loops.join_next().await {
-        let (i, c, p, t) = joined??;
+        let (i, t) = joined??;
         iterations.extend(i);
-        claims.extend(c);
-        pushes.extend(p);
         traces.extend(t);
     }
+    let claims = traces.iter().map(|t| t.2).collect();
+    let pushes = traces.iter().map(|t| t.4).collect();
     if let Some(path) = &args.loop_trace {
         traces.sort_by_key(|t| t.1);
         let mut csv = String::from("reviewer,start_us,claim_us,sign_us,push_us\n");
