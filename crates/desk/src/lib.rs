@@ -570,27 +570,37 @@ impl Desk {
 
     /// Undecided items whose lease still holds, by due time then age.
     pub async fn queue(&self) -> Result<Vec<QueueEntry>, DeskError> {
-        let rows = self.queued(items::ENTRY_COLUMNS).await?;
-        rows.iter().map(items::entry_from_row).collect()
+        self.queued(items::ENTRY_COLUMNS, items::entry_from_row)
+            .await
     }
 
     /// The queue as the list shows it: the same items and order as [`Desk::queue`], each as a
     /// [`QueueRow`]. For 10 000 items this is about two thirds of the JSON and skips parsing each
     /// stored entry's ids and times, which made the `queue` command most of the window's start.
     pub async fn queue_rows(&self) -> Result<Vec<QueueRow>, DeskError> {
-        let rows = self.queued(items::ROW_COLUMNS).await?;
-        rows.iter().map(items::queue_row_from_row).collect()
+        self.queued(items::ROW_COLUMNS, items::queue_row_from_row)
+            .await
     }
 
-    /// `columns` of the queued items, in queue order.
-    async fn queued(&self, columns: &str) -> Result<Vec<sqlx::sqlite::SqliteRow>, DeskError> {
-        Ok(sqlx::query(&format!(
+    /// `columns` of the queued items, in queue order, each converted as it arrives. Streaming
+    /// rather than `fetch_all` keeps one SQLite row alive at a time: with 10 000 items, holding
+    /// every row's copied values at once was 27 MB of the app's 61 MB heap peak (heaptrack).
+    async fn queued<T>(
+        &self,
+        columns: &str,
+        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, DeskError>,
+    ) -> Result<Vec<T>, DeskError> {
+        use futures_util::TryStreamExt as _;
+        let sql = format!(
             "SELECT {columns} FROM items i WHERE {} ORDER BY i.due_at, i.received_at",
             items::QUEUE_FILTER
-        ))
-        .bind(ts(Utc::now()))
-        .fetch_all(self.pool())
-        .await?)
+        );
+        let mut rows = sqlx::query(&sql).bind(ts(Utc::now())).fetch(self.pool());
+        let mut converted = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            converted.push(convert(&row)?);
+        }
+        Ok(converted)
     }
 
     /// One item with its evidence exactly as served.
