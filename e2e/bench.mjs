@@ -1,8 +1,8 @@
 // Figures measured in the real Countersign Desk window (run by `make bench-app`, i.e.
 // `scripts/e2e.sh bench`, under Xvfb): cold start to an interactive queue, keystroke to the next
 // item painted, and memory of the app with its WebKit processes, with 10 000 items cached.
-import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,6 +13,8 @@ const STARTS = Number(process.env.BENCH_STARTS ?? 5);
 const NAV_KEYS = 300;
 const DECISIONS = 60;
 const REVIEWER = 'sam.senior'; // authority 100 000: may claim every demo item
+// WebKitGTK's own browser (package libwebkit2gtk-4.1-0): what any app on this WebKitGTK costs.
+const MINIBROWSER = '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 
 const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,8 +62,9 @@ async function seedItems(gate, work) {
   return { deskDir, cached: queued.length };
 }
 
-/** pids of the app and every process under it (WebKit's web and network processes). */
-function appProcesses() {
+/** pids of the processes running `rootExe` and every process under them (WebKit's web and
+ * network processes). */
+function processTree(rootExe = APP_BIN) {
   const parent = new Map();
   const exe = new Map();
   for (const name of readdirSync('/proc')) {
@@ -74,7 +77,7 @@ function appProcesses() {
       // exited meanwhile, or not ours to read
     }
   }
-  const roots = [...exe].filter(([, e]) => e === APP_BIN).map(([p]) => p);
+  const roots = [...exe].filter(([, e]) => e === rootExe).map(([p]) => p);
   const all = new Set(roots);
   let grew = true;
   while (grew) {
@@ -92,7 +95,7 @@ function appProcesses() {
 /** Ends the app processes a closed session left behind, so each start is a cold one. */
 async function stopApps() {
   for (let i = 0; i < 50; i++) {
-    const apps = appProcesses().filter((p) => p.exe === APP_BIN);
+    const apps = processTree().filter((p) => p.exe === APP_BIN);
     if (apps.length === 0) return;
     for (const { pid } of apps) {
       try {
@@ -110,6 +113,47 @@ function memoryKb(pid) {
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
   return { rss: field('Rss'), pss: field('Pss') };
+}
+
+/** RSS and PSS sums of `procs`, with a line per process. With `BENCH_SMAPS_DIR` set, each
+ * process's whole /proc/PID/smaps is saved there too, to see which mappings hold the memory. */
+function memoryOf(procs, label) {
+  const smapsDir = process.env.BENCH_SMAPS_DIR;
+  if (smapsDir) {
+    mkdirSync(smapsDir, { recursive: true });
+    for (const { pid, exe } of procs) {
+      writeFileSync(join(smapsDir, `${label}.${exe.split('/').pop()}.smaps`), readFileSync(`/proc/${pid}/smaps`));
+    }
+  }
+  const mem = procs.map((p) => ({ ...p, ...memoryKb(p.pid) }));
+  return {
+    rss_sum: round(mem.reduce((s, m) => s + m.rss, 0) / 1024),
+    pss_sum: round(mem.reduce((s, m) => s + m.pss, 0) / 1024),
+    processes: mem.map((m) => `${m.exe.split('/').pop()} rss ${round(m.rss / 1024)} MB pss ${round(m.pss / 1024)} MB`),
+  };
+}
+
+/**
+ * The memory floor under the app: WebKitGTK's MiniBrowser showing one static paragraph, painted
+ * on the CPU as the app is, on the same display and at the same moment of the run. Whatever the
+ * app does, its total cannot go below this.
+ */
+async function webkitFloor(work) {
+  if (!existsSync(MINIBROWSER)) return { skipped: `${MINIBROWSER} is not installed` };
+  const page = join(work, 'floor.html');
+  writeFileSync(page, '<!doctype html><meta charset="utf-8"><title>floor</title><p>Countersign</p>');
+  const browser = spawn(MINIBROWSER, [`file://${page}`], {
+    env: { ...process.env, WEBKIT_DISABLE_COMPOSITING_MODE: '1' },
+    stdio: 'ignore',
+  });
+  try {
+    // Until its web and network processes are up and the page is drawn, then as long again.
+    for (let i = 0; i < 100 && processTree(MINIBROWSER).length < 3; i++) await sleep(100);
+    await sleep(5000);
+    return memoryOf(processTree(MINIBROWSER), 'floor');
+  } finally {
+    browser.kill('SIGKILL');
+  }
 }
 
 async function main() {
@@ -189,14 +233,14 @@ async function main() {
   const saves = await browser.execute(() => [...window.countersignPerf.save]);
 
   await sleep(2000);
-  const procs = appProcesses();
-  const mem = procs.map((p) => ({ ...p, ...memoryKb(p.pid) }));
-  const rssMb = mem.reduce((s, m) => s + m.rss, 0) / 1024;
-  const pssMb = mem.reduce((s, m) => s + m.pss, 0) / 1024;
+  const memory = memoryOf(processTree(), 'app');
 
   await browser.deleteSession().catch(() => {});
   await driver.stop();
   await gate.stop();
+  // The floor's PSS would share its libraries with an app still exiting.
+  await stopApps();
+  const floor = await webkitFloor(work);
   rmSync(work, { recursive: true, force: true });
 
   const result = {
@@ -218,11 +262,8 @@ async function main() {
       approve_a: { p50: round(pct(decideDom, 50)), p95: round(pct(decideDom, 95)) },
     },
     approve_saved_ms: { samples: saves.length, p50: round(pct(saves, 50)), p95: round(pct(saves, 95)), max: round(Math.max(...saves)) },
-    memory_mb: {
-      rss_sum: round(rssMb),
-      pss_sum: round(pssMb),
-      processes: mem.map((m) => `${m.exe.split('/').pop()} rss ${round(m.rss / 1024)} MB pss ${round(m.pss / 1024)} MB`),
-    },
+    memory_mb: memory,
+    webkit_minibrowser_floor_mb: floor,
     load_average: { before: loadBefore, after: loadavg().map(round) },
   };
   mkdirSync(join(ROOT, 'target'), { recursive: true });
