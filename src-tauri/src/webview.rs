@@ -1,5 +1,5 @@
-//! How the process is set up before GTK and WebKitGTK start: settings WebKitGTK reads only from
-//! the environment, and only once.
+//! How the process is set up before GTK and WebKitGTK start: settings WebKitGTK, JavaScriptCore
+//! and glibc read only from the environment, and only once.
 
 /// Settings the app runs with unless the user's environment already sets them.
 ///
@@ -17,7 +17,7 @@
 /// factor between collections and returns freed pages sooner, as on memory-tight devices; the
 /// web process otherwise sizes its heap for the machine's RAM, not for one page of a desk app.
 /// `make bench-app`, 10 000 items, 4 runs each interleaved: the web process 168-174 -> 158-159
-/// MB PSS; `J` p95 21-24 -> 23-26 ms and `A` p95 23-26 -> 24-26 ms, far inside their 50 ms.
+/// MB PSS; `J` p95 21-24 -> 23-27 ms and `A` p95 23-26 -> 24-27 ms, far inside their 50 ms.
 ///
 /// `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=131072`: glibc serves blocks of 128 KiB and more
 /// with their own mapping, which goes back to the system when freed. By default it raises that
